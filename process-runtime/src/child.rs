@@ -1,0 +1,85 @@
+//! The life of a child, once started: become who it was told to be, run the task, report, and
+//! end as Python's children do.
+
+use std::io::Write;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use crate::children;
+use crate::current::{self, ChildIdentity};
+use crate::panic;
+use crate::task::Outcome;
+use crate::wire::{self, Bytes};
+
+#[derive(Debug, Default)]
+struct Channels {
+    /// Where this process sends its reports: its own end of the channel its parent reads.
+    reports: Option<wire::Sender>,
+    /// What its parent sends it beyond the arguments (a pool worker's tasks).
+    inbox: Option<wire::Receiver>,
+}
+
+static CHANNELS: Mutex<Channels> = Mutex::new(Channels {
+    reports: None,
+    inbox: None,
+});
+
+fn channels() -> MutexGuard<'static, Channels> {
+    CHANNELS.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Holds the channel lock across a fork (see [`crate::current::lock_for_fork`]).
+pub(crate) fn lock_for_fork() -> MutexGuard<'static, impl Sized> {
+    channels()
+}
+
+/// The channel this child's parent gave it for more work, once.
+#[allow(dead_code)]
+pub(crate) fn take_inbox() -> Option<wire::Receiver> {
+    channels().inbox.take()
+}
+
+/// A sender on this child's report channel, for reporting more than once (a pool worker).
+#[allow(dead_code)]
+pub(crate) fn reports() -> Option<wire::Sender> {
+    channels().reports.clone()
+}
+
+/// Runs in a freshly started child: takes on `identity`, runs `work`, sends its report on
+/// `reports`, and ends with the exit code `work` chose.
+///
+/// Setting the channels also drops the ones a forked child inherited from its parent, so that a
+/// grandchild never holds its parent's report channel open.
+pub(crate) fn run(
+    identity: ChildIdentity,
+    reports: wire::Sender,
+    inbox: Option<wire::Receiver>,
+    work: impl FnOnce() -> Outcome,
+) -> ! {
+    current::become_child(identity);
+    panic::install_hook();
+    // A task that calls `std::process::exit` still terminates its daemons and waits for its
+    // other children.
+    children::install_exit_handler();
+    *channels() = Channels {
+        reports: Some(reports),
+        inbox,
+    };
+    let outcome = work();
+    let reports = channels().reports.take();
+    if let Some(reports) = reports {
+        // The parent may be gone; then nobody wants the report.
+        let _ = reports.send(Bytes(outcome.report));
+    }
+    finish(outcome.exit_code)
+}
+
+/// Ends a child: terminate its daemons, wait for its other children, flush what it printed,
+/// and exit without running the `atexit` handlers it may have inherited from its parent
+/// (Python's children end with `os._exit` for the same reason).
+pub(crate) fn finish(exit_code: i32) -> ! {
+    *channels() = Channels::default();
+    children::exit_children();
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    crate::sys::exit_now(exit_code)
+}

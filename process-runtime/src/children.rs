@@ -1,0 +1,253 @@
+//! The children of this process: waiting for them, signalling them, reaping the ones nobody
+//! waits for, and what happens to them when this process exits.
+//!
+//! Every child is held by a pidfd, so waiting and signalling can never reach a recycled pid, and
+//! its exit status is stored once, under a lock, by whichever thread reaps it first: a handle, the
+//! reaper thread, or the exit handler. The registry is tagged with the pid that owns it, so a
+//! forked child (ours or the user's `fork`) never mistakes its parent's children for its own.
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use crate::current::ProcessInfo;
+use crate::sys::{self, EventFd, ExitStatus};
+
+/// One child process.
+#[derive(Debug)]
+pub(crate) struct Child {
+    pid: i32,
+    pidfd: OwnedFd,
+    name: String,
+    daemon: bool,
+    status: Mutex<Option<ExitStatus>>,
+}
+
+impl Child {
+    pub(crate) fn new(pid: i32, pidfd: OwnedFd, name: String, daemon: bool) -> Arc<Self> {
+        Arc::new(Child {
+            pid,
+            pidfd,
+            name,
+            daemon,
+            status: Mutex::new(None),
+        })
+    }
+
+    pub(crate) fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn is_daemon(&self) -> bool {
+        self.daemon
+    }
+
+    pub(crate) fn pidfd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.pidfd.as_fd()
+    }
+
+    fn info(&self) -> ProcessInfo {
+        ProcessInfo::new(self.name.clone(), self.pid as u32, self.daemon)
+    }
+
+    /// The exit status if the child has ended, reaping it if nobody has yet. Never blocks.
+    pub(crate) fn try_wait(&self) -> io::Result<Option<ExitStatus>> {
+        let mut status = self.status.lock().unwrap_or_else(PoisonError::into_inner);
+        if status.is_none() {
+            *status = sys::waitid_pidfd(self.pidfd.as_fd(), false)?;
+            if status.is_some() {
+                forget(self.pid);
+            }
+        }
+        Ok(*status)
+    }
+
+    /// Waits until the child ends or `deadline` passes (`None`: no deadline).
+    pub(crate) fn wait_until(&self, deadline: Option<Instant>) -> io::Result<Option<ExitStatus>> {
+        loop {
+            if let Some(status) = self.try_wait()? {
+                return Ok(Some(status));
+            }
+            // The pidfd turns readable when the child ends; no lock is held while we wait, so
+            // `is_alive` in another thread stays instant.
+            if sys::wait_readable(&[self.pidfd.as_fd()], deadline)?.is_none() {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Waits until the child ends.
+    pub(crate) fn wait(&self) -> io::Result<ExitStatus> {
+        loop {
+            if let Some(status) = self.wait_until(None)? {
+                return Ok(status);
+            }
+        }
+    }
+
+    /// Sends `signal`, unless the child has already been reaped.
+    pub(crate) fn signal(&self, signal: i32) -> io::Result<()> {
+        let status = self.status.lock().unwrap_or_else(PoisonError::into_inner);
+        if status.is_some() {
+            return Ok(());
+        }
+        sys::pidfd_send_signal(self.pidfd.as_fd(), signal)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Registry {
+    /// The pid of the process these children belong to.
+    owner: u32,
+    children: Vec<Arc<Child>>,
+    reaper: Option<Arc<Reaper>>,
+}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    owner: 0,
+    children: Vec::new(),
+    reaper: None,
+});
+
+/// The registry of this process; a registry inherited through `fork` is emptied first.
+fn registry() -> MutexGuard<'static, Registry> {
+    let mut registry = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
+    let me = std::process::id();
+    if registry.owner != me {
+        // Inherited from the parent: its children and its reaper thread are not ours. Dropping
+        // them only closes this process's copies of the descriptors.
+        *registry = Registry {
+            owner: me,
+            ..Registry::default()
+        };
+    }
+    registry
+}
+
+/// Holds the registry lock across a fork (see [`crate::current::lock_for_fork`]).
+pub(crate) fn lock_for_fork() -> MutexGuard<'static, impl Sized> {
+    REGISTRY.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Records a new child, and makes sure the exit handler will see to it.
+pub(crate) fn register(child: Arc<Child>) {
+    install_exit_handler();
+    registry().children.push(child);
+}
+
+fn forget(pid: i32) {
+    registry().children.retain(|child| child.pid != pid);
+}
+
+/// The children that are still running (Python's `multiprocessing.active_children()`); the
+/// ones that ended are reaped on the way.
+pub fn active_children() -> Vec<ProcessInfo> {
+    let children: Vec<Arc<Child>> = registry().children.clone();
+    children
+        .iter()
+        .filter(|child| matches!(child.try_wait(), Ok(None)))
+        .map(|child| child.info())
+        .collect()
+}
+
+/// Hands a child whose handle is gone to the reaper thread, so that it never stays a zombie.
+pub(crate) fn detach(child: Arc<Child>) {
+    if !matches!(child.try_wait(), Ok(None)) {
+        return;
+    }
+    let reaper = {
+        let mut registry = registry();
+        match &registry.reaper {
+            Some(reaper) => Arc::clone(reaper),
+            None => match Reaper::start() {
+                Ok(reaper) => {
+                    registry.reaper = Some(Arc::clone(&reaper));
+                    reaper
+                }
+                // No thread to reap it now: it stays in the registry, and the exit handler or
+                // `active_children` reaps it later.
+                Err(_) => return,
+            },
+        }
+    };
+    reaper
+        .detached
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(child);
+    reaper.wake.notify();
+}
+
+/// A thread that waits on the pidfds of detached children and reaps each as it ends.
+#[derive(Debug)]
+struct Reaper {
+    wake: EventFd,
+    detached: Mutex<Vec<Arc<Child>>>,
+}
+
+impl Reaper {
+    fn start() -> io::Result<Arc<Self>> {
+        let reaper = Arc::new(Reaper {
+            wake: EventFd::new()?,
+            detached: Mutex::new(Vec::new()),
+        });
+        let shared = Arc::clone(&reaper);
+        std::thread::Builder::new()
+            .name("process-tasks-reaper".to_owned())
+            .spawn(move || shared.run())?;
+        Ok(reaper)
+    }
+
+    fn run(&self) {
+        loop {
+            let children: Vec<Arc<Child>> = self
+                .detached
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            let mut fds = vec![self.wake.as_fd()];
+            fds.extend(children.iter().map(|child| child.pidfd.as_fd()));
+            if sys::wait_readable(&fds, None).is_err() {
+                continue;
+            }
+            self.wake.drain();
+            let mut detached = self.detached.lock().unwrap_or_else(PoisonError::into_inner);
+            detached.retain(|child| matches!(child.try_wait(), Ok(None)));
+        }
+    }
+}
+
+/// The pid that installed the exit handler, so a forked child installs its own.
+static EXIT_HANDLER_OWNER: AtomicU32 = AtomicU32::new(0);
+
+/// Installs [`at_exit`] with `atexit(3)`, once per process.
+pub(crate) fn install_exit_handler() {
+    let me = std::process::id();
+    if EXIT_HANDLER_OWNER.swap(me, Ordering::AcqRel) != me {
+        // SAFETY: `at_exit` is an `extern "C" fn()` that lives as long as the program.
+        unsafe { libc::atexit(at_exit) };
+    }
+}
+
+extern "C" fn at_exit() {
+    exit_children();
+}
+
+/// What a process does with its children when it ends normally, as Python does: daemons are
+/// terminated, then every child is waited for. The fork server is stopped last.
+pub(crate) fn exit_children() {
+    let children: Vec<Arc<Child>> = registry().children.clone();
+    for child in children.iter().filter(|child| child.daemon) {
+        let _ = child.signal(libc::SIGTERM);
+    }
+    for child in &children {
+        let _ = child.wait();
+    }
+    crate::spawn::forkserver::shutdown();
+}

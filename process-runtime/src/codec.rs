@@ -1,0 +1,104 @@
+//! The one place that knows how values become bytes.
+//!
+//! Arguments, return values and reports cross process boundaries as bincode 2 (through its serde
+//! support) with the standard configuration. Changing the format means changing this file only.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The largest message the decoder accepts, so that a corrupt length prefix cannot make it try to
+/// allocate more than this.
+const LIMIT: usize = 1 << 40;
+
+type Config = bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Varint,
+    bincode::config::Limit<LIMIT>,
+>;
+
+const CONFIG: Config = bincode::config::standard().with_limit::<LIMIT>();
+
+/// A value that did not encode.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct EncodeError(#[from] bincode::error::EncodeError);
+
+/// Bytes that did not decode as the expected type.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The bytes are not a valid encoding of the type.
+    #[error("{0}")]
+    Invalid(#[from] bincode::error::DecodeError),
+    /// A valid value was followed by bytes that belong to nothing.
+    #[error("{trailing} unexpected trailing byte(s) after the value")]
+    Trailing {
+        /// How many bytes were left over.
+        trailing: usize,
+    },
+}
+
+/// Encodes `value`.
+pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, EncodeError> {
+    Ok(bincode::serde::encode_to_vec(value, CONFIG)?)
+}
+
+/// Decodes a `T` that must fill `bytes` exactly.
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+    let (value, read) = bincode::serde::decode_from_slice(bytes, CONFIG)?;
+    match bytes.len() - read {
+        0 => Ok(value),
+        trailing => Err(DecodeError::Trailing { trailing }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        let value = (5_i64, String::from("cwz"), vec![1_u8, 2, 3], Some(2.5_f64));
+        let bytes = encode(&value).unwrap();
+        assert_eq!(
+            decode::<(i64, String, Vec<u8>, Option<f64>)>(&bytes).unwrap(),
+            value
+        );
+    }
+
+    #[test]
+    fn rejects_trailing_bytes() {
+        let mut bytes = encode(&7_u32).unwrap();
+        bytes.push(0);
+        assert!(matches!(
+            decode::<u32>(&bytes),
+            Err(DecodeError::Trailing { trailing: 1 })
+        ));
+    }
+
+    #[test]
+    fn rejects_truncated_bytes() {
+        let bytes = encode(&String::from("a string of some length")).unwrap();
+        assert!(decode::<String>(&bytes[..bytes.len() - 3]).is_err());
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_crash() {
+        // A deterministic xorshift stream of bytes, decoded as types that allocate by length.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for len in 0..2_000 {
+            let bytes: Vec<u8> = (0..len % 64)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    state as u8
+                })
+                .collect();
+            let _ = decode::<Vec<String>>(&bytes);
+            let _ = decode::<(u64, Vec<u8>, Option<String>)>(&bytes);
+        }
+        // A length prefix that claims the maximum: refused, not allocated.
+        let huge = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+        assert!(decode::<Vec<u8>>(&huge).is_err());
+    }
+}

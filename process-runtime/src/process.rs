@@ -1,0 +1,353 @@
+//! [`Process`], the handle of a child, and [`Builder`], which starts one.
+
+use std::marker::PhantomData;
+use std::os::fd::BorrowedFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ipc_channel::{IpcError, TryRecvError};
+
+use crate::children::{self, Child};
+use crate::codec;
+use crate::current;
+use crate::error::{ProcessError, SpawnError};
+use crate::spawn::{self, Job, Work};
+use crate::start_method::{StartMethod, get_start_method};
+use crate::sys::ExitStatus;
+use crate::task::{Report, Task, encode_report, run_caught};
+use crate::wire;
+
+/// Options for starting a child: its name, whether it is a daemon, and how it is started.
+///
+/// Made by [`Process::builder`]; [`spawn`](Builder::spawn) starts the child.
+///
+/// ```
+/// use process_runtime::prelude::*;
+///
+/// #[process_task]
+/// fn greet(name: String) -> String {
+///     format!("{name} runs in {}", current_process().name())
+/// }
+///
+/// let p = Process::builder(greet).name("test").daemon(true).spawn("neo".to_string())?;
+/// assert_eq!(p.name(), "test");
+/// assert_eq!(p.join()?, "neo runs in test");
+/// # Ok::<(), process_runtime::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `spawn` is called"]
+pub struct Builder<T> {
+    task: T,
+    name: Option<String>,
+    daemon: bool,
+    start_method: Option<StartMethod>,
+}
+
+impl<T: Task> Builder<T> {
+    /// Names the child (Python's `name=`). The default is `Process-N`, numbered from 1 in each
+    /// process, and `Process-N:M` for the children of child `N`.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Makes the child a daemon (Python's `daemon = True`): it is terminated when this process
+    /// exits, killed if this process dies, and may not start children of its own.
+    pub fn daemon(mut self, daemon: bool) -> Self {
+        self.daemon = daemon;
+        self
+    }
+
+    /// Chooses how the child is started, overriding [`set_start_method`](crate::set_start_method).
+    pub fn start_method(mut self, method: StartMethod) -> Self {
+        self.start_method = Some(method);
+        self
+    }
+
+    /// Starts the child with `args` (`()` for none, the value for one, a tuple for several) and
+    /// returns its handle (Python's `Process(...)` followed by `start()`).
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError`] says why the child could not start: this process is a daemon, the OS
+    /// refused (limits, memory), the arguments did not encode, or the task is not registered in
+    /// the child's executable.
+    pub fn spawn(self, args: T::Args) -> Result<Process<T::Output>, SpawnError> {
+        if current::is_daemon() {
+            return Err(SpawnError::DaemonCannotHaveChildren);
+        }
+        let method = self.start_method.unwrap_or_else(get_start_method);
+        let work = match method {
+            StartMethod::Fork => {
+                let task = self.task;
+                Work::Closure(Box::new(move || encode_report(&run_caught(task, args))))
+            }
+            StartMethod::Spawn | StartMethod::ForkServer => Work::Encoded {
+                task: T::NAME,
+                payload: codec::encode(&(&self.task, &args)).map_err(|source| {
+                    SpawnError::Encode {
+                        task: T::NAME,
+                        source,
+                    }
+                })?,
+            },
+        };
+        let identity = current::next_child("Process", self.name, self.daemon);
+        let spawned = spawn::spawn(Job {
+            method,
+            identity,
+            work,
+            inbox: None,
+        })?;
+        Ok(Process::new(spawned.child, spawned.reports))
+    }
+}
+
+/// A child process running a task that returns `R` (Python's `multiprocessing.Process`).
+///
+/// Dropping the handle does not stop the child; it goes on running and is reaped when it ends,
+/// so it never becomes a zombie. If it is not a daemon, this process still waits for it when it
+/// exits, as Python does.
+#[derive(Debug)]
+pub struct Process<R> {
+    child: Arc<Child>,
+    reports: Option<wire::Receiver>,
+    received: Option<Received>,
+    joined: bool,
+    _output: PhantomData<fn() -> R>,
+}
+
+/// What came out of the report channel.
+#[derive(Debug)]
+enum Received {
+    Report(Vec<u8>),
+    /// The channel closed without a report: the child ended without sending one.
+    Nothing,
+}
+
+impl<R> Process<R> {
+    /// Starts building a child that will run `task`.
+    pub fn builder<T: Task<Output = R>>(task: T) -> Builder<T> {
+        Builder {
+            task,
+            name: None,
+            daemon: false,
+            start_method: None,
+        }
+    }
+
+    fn new(child: Arc<Child>, reports: wire::Receiver) -> Self {
+        Process {
+            child,
+            reports: Some(reports),
+            received: None,
+            joined: false,
+            _output: PhantomData,
+        }
+    }
+
+    /// The child's process id (Python's `p.pid`).
+    pub fn pid(&self) -> u32 {
+        self.child.pid() as u32
+    }
+
+    /// The child's name (Python's `p.name`).
+    pub fn name(&self) -> &str {
+        self.child.name()
+    }
+
+    /// Whether the child is a daemon (Python's `p.daemon`).
+    pub fn is_daemon(&self) -> bool {
+        self.child.is_daemon()
+    }
+
+    /// Whether the child is still running (Python's `p.is_alive()`). A child that ended is
+    /// reaped here.
+    pub fn is_alive(&self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The exit code (Python's `p.exitcode`): `None` while the child runs, `N` once it exited
+    /// with code `N` (0 after a task that returned, 1 after a panic), `-N` once signal `N`
+    /// killed it.
+    pub fn exitcode(&self) -> Option<i32> {
+        self.child.try_wait().ok().flatten().map(ExitStatus::code)
+    }
+
+    /// Asks the child to stop with `SIGTERM` (Python's `p.terminate()`). Nothing happens if it
+    /// has already ended.
+    ///
+    /// # Errors
+    ///
+    /// Only if the OS refuses the signal.
+    pub fn terminate(&self) -> Result<(), ProcessError> {
+        self.signal(libc::SIGTERM)
+    }
+
+    /// Kills the child with `SIGKILL` (Python's `p.kill()`). Nothing happens if it has already
+    /// ended.
+    ///
+    /// # Errors
+    ///
+    /// Only if the OS refuses the signal.
+    pub fn kill(&self) -> Result<(), ProcessError> {
+        self.signal(libc::SIGKILL)
+    }
+
+    fn signal(&self, signal: i32) -> Result<(), ProcessError> {
+        self.child
+            .signal(signal)
+            .map_err(|source| ProcessError::Os {
+                what: "signal the child",
+                source,
+            })
+    }
+
+    /// A descriptor that becomes readable when the child ends (Python's `p.sentinel`), to wait
+    /// for several children at once with `poll` or an event loop. It is a pidfd.
+    pub fn sentinel(&self) -> BorrowedFd<'_> {
+        self.child.pidfd()
+    }
+
+    /// Waits for the report until `deadline`; `Ok(false)` if it has not come by then.
+    fn receive(&mut self, deadline: Option<Instant>) -> Result<bool, ProcessError> {
+        if self.received.is_some() {
+            return Ok(true);
+        }
+        let Some(reports) = &self.reports else {
+            self.received = Some(Received::Nothing);
+            return Ok(true);
+        };
+        let result = match deadline {
+            None => reports.recv().map_err(TryRecvError::IpcError),
+            Some(deadline) => {
+                reports.try_recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            }
+        };
+        self.received = Some(match result {
+            Ok(bytes) => Received::Report(bytes.0),
+            Err(TryRecvError::Empty) => return Ok(false),
+            Err(TryRecvError::IpcError(IpcError::Disconnected)) => Received::Nothing,
+            Err(TryRecvError::IpcError(IpcError::Io(source))) => {
+                return Err(ProcessError::Ipc { source });
+            }
+            Err(TryRecvError::IpcError(IpcError::SerializationError(error))) => {
+                return Err(ProcessError::Ipc {
+                    source: std::io::Error::other(error),
+                });
+            }
+        });
+        // One report per child: the channel has served its purpose.
+        self.reports = None;
+        Ok(true)
+    }
+}
+
+impl<R: serde::de::DeserializeOwned> Process<R> {
+    /// Waits for the child to end and returns what its task returned (Python's `p.join()`,
+    /// plus the return value Python would make you send through a queue).
+    ///
+    /// # Errors
+    ///
+    /// [`ProcessError`] says why there is no value: the task panicked (with its message and
+    /// location), the child exited or was killed before sending one, or the value was lost on
+    /// the way.
+    pub fn join(mut self) -> Result<R, ProcessError> {
+        self.take_result(None)
+            .map(|value| value.expect("no deadline, so never None"))
+    }
+
+    /// Waits at most `timeout` for the child to end (Python's `p.join(timeout)`): `Ok(None)` if it
+    /// is still running, its value once it has ended. The value can be taken once; after that,
+    /// `join` and `join_timeout` return [`ProcessError::AlreadyJoined`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`join`](Process::join).
+    pub fn join_timeout(&mut self, timeout: Duration) -> Result<Option<R>, ProcessError> {
+        self.take_result(Some(Instant::now() + timeout))
+    }
+
+    fn take_result(&mut self, deadline: Option<Instant>) -> Result<Option<R>, ProcessError> {
+        if self.joined {
+            return Err(ProcessError::AlreadyJoined);
+        }
+        // The report comes first: a child blocked sending a large one would never end if we
+        // waited for it to end before reading.
+        if !self.receive(deadline)? {
+            return Ok(None);
+        }
+        let Some(status) = self
+            .child
+            .wait_until(deadline)
+            .map_err(|source| ProcessError::Os {
+                what: "wait for the child",
+                source,
+            })?
+        else {
+            return Ok(None);
+        };
+        self.joined = true;
+        match self.received.take() {
+            Some(Received::Report(bytes)) => decode_report(&bytes).map(Some),
+            _ => Err(match status {
+                ExitStatus::Exited(code) => ProcessError::Exited { code },
+                ExitStatus::Signaled(signal) => ProcessError::Killed { signal },
+            }),
+        }
+    }
+}
+
+fn decode_report<R: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<R, ProcessError> {
+    match codec::decode::<Report<R>>(bytes) {
+        Ok(Report::Returned(value)) => Ok(value),
+        Ok(Report::Panicked(info)) => Err(ProcessError::Panicked(info)),
+        Ok(Report::Failed(reason)) => Err(ProcessError::Failed(reason)),
+        Err(source) => Err(ProcessError::Decode {
+            type_name: std::any::type_name::<R>(),
+            len: bytes.len(),
+            source,
+        }),
+    }
+}
+
+impl<R> Drop for Process<R> {
+    fn drop(&mut self) {
+        children::detach(Arc::clone(&self.child));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn corrupt_reports_are_typed_errors() {
+        let error = decode_report::<u64>(&[0xff, 0xff, 0xff]).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                ProcessError::Decode {
+                    type_name: "u64",
+                    len: 3,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        let empty = decode_report::<String>(&[]).unwrap_err();
+        assert!(matches!(empty, ProcessError::Decode { len: 0, .. }));
+    }
+
+    #[test]
+    fn reports_decode_by_variant() {
+        let bytes = codec::encode(&Report::<u64>::Returned(12)).unwrap();
+        assert_eq!(decode_report::<u64>(&bytes).unwrap(), 12);
+        let failed: Report<()> = Report::Failed("no".into());
+        let bytes = codec::encode(&failed).unwrap();
+        assert!(matches!(
+            decode_report::<Vec<String>>(&bytes),
+            Err(ProcessError::Failed(_))
+        ));
+    }
+}

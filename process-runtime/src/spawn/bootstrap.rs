@@ -1,0 +1,436 @@
+//! Starting a process by executing this program again: the `Spawn` children and the fork server.
+//!
+//! # How a re-executed process finds its way
+//!
+//! The parent executes `/proc/self/exe` (the very file it runs from, even if it was replaced on
+//! disk since) with the variable `PROCESS_TASKS_BOOTSTRAP` set. A constructor of this crate (an
+//! `.init_array` entry, run by the C library before `main`) sees the variable, removes it, and
+//! takes over: the program's `main` — or the test harness, or the doctest — never runs. So no
+//! setup line is needed in `main`, and the same binary works as a program, a test and a child.
+//!
+//! # The handshake
+//!
+//! 1. The parent makes a pipe and passes its write end (and a fresh 32-byte secret) to the
+//!    child through the variable. Only that child has the pipe: whatever arrives on it comes from
+//!    the child, and end-of-file means it died, so the parent never waits blindly.
+//! 2. The child opens an [`IpcOneShotServer`] and writes its name on the pipe (or why it cannot
+//!    run, such as a task that is not registered in this executable).
+//! 3. The parent connects to it and sends a [`Hello`]: the secret, and what to do, with the
+//!    channels to do it with (the child's report channel, and so on).
+//! 4. The child checks the secret. Anybody else who connected to the endpoint first is refused,
+//!    and the child ends; the parent then cannot connect and reports the failure. A child thus
+//!    only ever runs work its parent sent, and its report channel is a socket nobody else holds.
+//!
+//! Until the handshake ends, the child has `PR_SET_PDEATHSIG` set, so it cannot outlive a parent
+//! that dies meanwhile; a non-daemon child clears it when it starts its task.
+
+use std::ffi::{OsStr, OsString};
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use ipc_channel::ipc::{IpcOneShotServer, IpcSender};
+use serde::{Deserialize, Serialize};
+
+use super::Start;
+use super::forkserver::ServerStart;
+use crate::error::SpawnError;
+use crate::sys;
+use crate::task::{self, EXIT_FAILURE, Lookup};
+
+/// The variable that turns a run of this program into a child.
+const ENV: &str = "PROCESS_TASKS_BOOTSTRAP";
+
+/// How long a parent waits for a re-executed child to reach its handshake. Generous: a loaded
+/// machine can take seconds to start a large program.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
+
+type Secret = [u8; 32];
+
+/// What a re-executed process is to become.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    Child,
+    ForkServer,
+}
+
+impl Role {
+    fn as_str(self) -> &'static str {
+        match self {
+            Role::Child => "child",
+            Role::ForkServer => "forkserver",
+        }
+    }
+}
+
+/// The first and only message on a child's bootstrap endpoint.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Hello {
+    secret: Secret,
+    body: Body,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Body {
+    Child(Start),
+    ForkServer(ServerStart),
+}
+
+static EXECUTABLE: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+/// Sets the program that `Spawn` children and the fork server execute (Python's
+/// `multiprocessing.set_executable`). The default, `/proc/self/exe`, is the running program; set
+/// another only to a program built with the same tasks, or every spawn of a task missing there
+/// fails with [`SpawnError::NotRegistered`].
+pub fn set_executable(path: impl Into<PathBuf>) {
+    *EXECUTABLE.lock().unwrap_or_else(PoisonError::into_inner) = Some(path.into());
+}
+
+fn executable() -> PathBuf {
+    EXECUTABLE
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/proc/self/exe"))
+}
+
+/// A re-executed process that reached its handshake, and the sender to complete it with.
+#[derive(Debug)]
+pub(crate) struct Launched {
+    pub(crate) pid: i32,
+    pub(crate) pidfd: OwnedFd,
+    endpoint: IpcSender<Hello>,
+    secret: Secret,
+}
+
+impl Launched {
+    /// Sends the child what to do, and returns its pid and pidfd. On failure the child is killed
+    /// and reaped.
+    pub(crate) fn complete(self, body: Body) -> Result<(i32, OwnedFd), SpawnError> {
+        let hello = Hello {
+            secret: self.secret,
+            body,
+        };
+        match self.endpoint.send(hello) {
+            Ok(()) => Ok((self.pid, self.pidfd)),
+            Err(error) => Err(self.abort(format!("could not send the child its work: {error}"))),
+        }
+    }
+
+    /// Kills and reaps the child, and describes the failure.
+    fn abort(self, reason: String) -> SpawnError {
+        kill_and_reap(&self.pidfd);
+        SpawnError::Bootstrap { reason }
+    }
+}
+
+fn kill_and_reap(pidfd: &OwnedFd) -> Option<sys::ExitStatus> {
+    let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+    sys::waitid_pidfd(pidfd.as_fd(), true).ok().flatten()
+}
+
+/// Executes this program as a `role` process, for task `task` (a child) or none (the fork
+/// server), and waits until it is ready for its [`Hello`].
+pub(crate) fn launch(role: Role, task: Option<&str>) -> Result<Launched, SpawnError> {
+    let secret: Secret = sys::random_bytes().map_err(|e| SpawnError::os("read random bytes", e))?;
+    let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| SpawnError::os("create a pipe", e.into()))?;
+    let program = executable();
+    let write_fd = write_end.as_raw_fd();
+    let parent_pid = std::process::id() as i32;
+    let value = format!(
+        "{} {} {} {}",
+        role.as_str(),
+        write_fd,
+        hex(&secret),
+        task.unwrap_or("-")
+    );
+    let mut command = Command::new(&program);
+    command.env(ENV, value).stdin(Stdio::null());
+    if let Some(arg0) = std::env::args_os().next() {
+        command.arg0(arg0);
+    }
+    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe system
+    // calls (fcntl, prctl, getppid, _exit); it allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            sys::clear_cloexec(write_fd)?;
+            sys::set_parent_death_signal(libc::SIGKILL)?;
+            if sys::getppid() != parent_pid {
+                sys::exit_now(EXIT_FAILURE);
+            }
+            Ok(())
+        });
+    }
+    let child = command
+        .spawn()
+        .map_err(|e| SpawnError::os(format!("execute {}", program.display()), e))?;
+    drop(command);
+    drop(write_end);
+    let pid = child.id() as i32;
+    let pidfd = sys::pidfd_open(pid).map_err(|e| SpawnError::os("open a pidfd", e))?;
+
+    let line = match read_line(read_end, Instant::now() + HANDSHAKE_TIMEOUT) {
+        Ok(Some(line)) => line,
+        Ok(None) => {
+            let status = kill_and_reap(&pidfd);
+            return Err(SpawnError::Startup {
+                status: status.map_or_else(|| "unknown".to_owned(), |s| s.to_string()),
+            });
+        }
+        Err(error) => {
+            kill_and_reap(&pidfd);
+            return Err(SpawnError::Bootstrap {
+                reason: format!("no handshake from the child: {error}"),
+            });
+        }
+    };
+    let reap_with = |error: SpawnError| {
+        kill_and_reap(&pidfd);
+        error
+    };
+    let name = match line.split_once(' ') {
+        Some(("ready", name)) => name.to_owned(),
+        _ if line == "missing" => {
+            return Err(reap_with(SpawnError::NotRegistered {
+                name: task.unwrap_or_default().to_owned(),
+                executable: program.display().to_string(),
+            }));
+        }
+        _ if line == "ambiguous" => {
+            return Err(reap_with(SpawnError::AmbiguousName {
+                name: task.unwrap_or_default().to_owned(),
+            }));
+        }
+        _ => {
+            return Err(reap_with(SpawnError::Bootstrap {
+                reason: format!("the child said {line:?}"),
+            }));
+        }
+    };
+    match IpcSender::connect(name) {
+        Ok(endpoint) => Ok(Launched {
+            pid,
+            pidfd,
+            endpoint,
+            secret,
+        }),
+        Err(error) => Err(reap_with(SpawnError::Bootstrap {
+            reason: format!("could not connect to the child's bootstrap endpoint: {error}"),
+        })),
+    }
+}
+
+/// Reads one line from `pipe`; `None` when the writer closed it first (the child died).
+fn read_line(pipe: OwnedFd, deadline: Instant) -> std::io::Result<Option<String>> {
+    let mut file = std::fs::File::from(pipe);
+    let mut line = Vec::new();
+    let mut buf = [0u8; 512];
+    loop {
+        if sys::wait_readable(&[file.as_fd()], Some(deadline))?.is_none() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the child was not ready after {HANDSHAKE_TIMEOUT:?}"),
+            ));
+        }
+        match file.read(&mut buf) {
+            Ok(0) => return Ok(None),
+            Ok(n) => {
+                line.extend_from_slice(&buf[..n]);
+                if let Some(end) = line.iter().position(|&b| b == b'\n') {
+                    line.truncate(end);
+                    return Ok(Some(String::from_utf8_lossy(&line).into_owned()));
+                }
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Secret> {
+    let mut secret = [0u8; 32];
+    if text.len() != 64 {
+        return None;
+    }
+    for (i, byte) in secret.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(secret)
+}
+
+/// Compares two secrets in time that does not depend on where they differ.
+fn same_secret(a: &Secret, b: &Secret) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Checks the first message on a bootstrap endpoint: only a [`Hello`] carrying `secret` is
+/// accepted.
+pub(crate) fn accept(server: IpcOneShotServer<Hello>, secret: &Secret) -> Result<Body, String> {
+    match server.accept() {
+        Ok((_, hello)) if same_secret(&hello.secret, secret) => Ok(hello.body),
+        Ok(_) => Err("refused a bootstrap connection that did not carry the child's secret".into()),
+        Err(error) => Err(format!("the bootstrap connection failed: {error}")),
+    }
+}
+
+/// What the bootstrap variable said.
+struct Config {
+    role: Role,
+    pipe: RawFd,
+    secret: Secret,
+    task: String,
+}
+
+fn parse(value: &OsStr) -> Option<Config> {
+    let text = std::str::from_utf8(value.as_bytes()).ok()?;
+    let mut parts = text.splitn(4, ' ');
+    let role = match parts.next()? {
+        "child" => Role::Child,
+        "forkserver" => Role::ForkServer,
+        _ => return None,
+    };
+    let pipe = parts.next()?.parse().ok()?;
+    let secret = unhex(parts.next()?)?;
+    let task = parts.next()?.to_owned();
+    Some(Config {
+        role,
+        pipe,
+        secret,
+        task,
+    })
+}
+
+/// Runs before `main` in every program that links this crate. Returns at once unless the
+/// bootstrap variable is set; otherwise the process becomes the child it describes and never
+/// returns.
+extern "C" fn boot(
+    _argc: libc::c_int,
+    _argv: *const *const libc::c_char,
+    _env: *const *const libc::c_char,
+) {
+    let Some(value) = std::env::var_os(ENV) else {
+        return;
+    };
+    // SAFETY: constructors run before `main`, while the process has a single thread, so nothing
+    // can read the environment concurrently.
+    unsafe { std::env::remove_var(ENV) };
+    become_bootstrapped(value)
+}
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static BOOT: extern "C" fn(libc::c_int, *const *const libc::c_char, *const *const libc::c_char) =
+    boot;
+
+fn become_bootstrapped(value: OsString) -> ! {
+    let Some(config) = parse(&value) else {
+        eprintln!(
+            "process-tasks: malformed {ENV} value {value:?}; was this program started by hand?"
+        );
+        sys::exit_now(EXIT_FAILURE);
+    };
+    // A Rust `main` ignores SIGPIPE before it starts; this process will never reach `main`, so
+    // do the same here, or a write to a closed pipe would kill it instead of failing.
+    // SAFETY: setting a signal's disposition to SIG_IGN installs no handler code.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    // SAFETY: the parent passed this descriptor, open, for us alone; we take ownership of it.
+    let mut pipe = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(config.pipe) });
+    if config.role == Role::Child {
+        let refusal = match task::lookup(&config.task) {
+            Ok(_) => None,
+            Err(Lookup::Missing) => Some("missing"),
+            Err(Lookup::Ambiguous) => Some("ambiguous"),
+        };
+        if let Some(refusal) = refusal {
+            let _ = writeln!(pipe, "{refusal}");
+            sys::exit_now(EXIT_FAILURE);
+        }
+    }
+    let (server, name) = match IpcOneShotServer::<Hello>::new() {
+        Ok(server) => server,
+        Err(error) => {
+            let _ = writeln!(pipe, "error could not open a bootstrap endpoint: {error}");
+            sys::exit_now(EXIT_FAILURE);
+        }
+    };
+    if writeln!(pipe, "ready {name}").is_err() {
+        sys::exit_now(EXIT_FAILURE);
+    }
+    drop(pipe);
+    let body = match accept(server, &config.secret) {
+        Ok(body) => body,
+        Err(reason) => {
+            eprintln!("process-tasks: {reason}");
+            sys::exit_now(EXIT_FAILURE);
+        }
+    };
+    match body {
+        Body::Child(start) => super::exec::run_child(start),
+        Body::ForkServer(start) => super::forkserver::serve(start),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_round_trip_through_hex() {
+        let secret: Secret = sys::random_bytes().unwrap();
+        assert_eq!(unhex(&hex(&secret)), Some(secret));
+        assert_eq!(unhex("zz"), None);
+    }
+
+    #[test]
+    fn an_impostor_without_the_secret_is_refused() {
+        let secret: Secret = sys::random_bytes().unwrap();
+        let (server, name) = IpcOneShotServer::<Hello>::new().unwrap();
+        let impostor = std::thread::spawn(move || {
+            let endpoint: IpcSender<Hello> = IpcSender::connect(name).unwrap();
+            let (requests_tx, requests) = ipc_channel::ipc::channel().unwrap();
+            let (replies, _replies_rx) = ipc_channel::ipc::channel().unwrap();
+            drop(requests_tx);
+            endpoint
+                .send(Hello {
+                    secret: [7; 32],
+                    body: Body::ForkServer(ServerStart::new(requests, replies)),
+                })
+                .unwrap();
+        });
+        let refused = accept(server, &secret).unwrap_err();
+        assert!(
+            refused.contains("did not carry the child's secret"),
+            "{refused}"
+        );
+        impostor.join().unwrap();
+    }
+
+    #[test]
+    fn the_holder_of_the_secret_is_accepted() {
+        let secret: Secret = sys::random_bytes().unwrap();
+        let (server, name) = IpcOneShotServer::<Hello>::new().unwrap();
+        let parent = std::thread::spawn(move || {
+            let endpoint: IpcSender<Hello> = IpcSender::connect(name).unwrap();
+            let (_requests_tx, requests) = ipc_channel::ipc::channel().unwrap();
+            let (replies, _replies_rx) = ipc_channel::ipc::channel().unwrap();
+            endpoint
+                .send(Hello {
+                    secret,
+                    body: Body::ForkServer(ServerStart::new(requests, replies)),
+                })
+                .unwrap();
+        });
+        assert!(matches!(accept(server, &secret), Ok(Body::ForkServer(_))));
+        parent.join().unwrap();
+    }
+}

@@ -1,0 +1,53 @@
+//! Start method `Spawn`: execute this program again and run only the task in it.
+
+use super::bootstrap::{self, Body, Role};
+use super::{Job, Start, Started, Work};
+use crate::child;
+use crate::error::SpawnError;
+use crate::sys;
+use crate::task::{self, EXIT_FAILURE};
+
+/// Runs on the spawner thread: executes the child and hands it its task.
+pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
+    let Work::Encoded { task, payload } = job.work else {
+        return Err(SpawnError::Bootstrap {
+            reason: "a closure cannot be sent to a re-executed child".to_owned(),
+        });
+    };
+    let (reports_tx, reports) =
+        crate::wire::channel().map_err(|e| SpawnError::os("create a channel", e))?;
+    let launched = bootstrap::launch(Role::Child, Some(task))?;
+    let start = Start {
+        task: task.to_owned(),
+        payload: crate::wire::Bytes(payload),
+        identity: job.identity,
+        reports: reports_tx,
+        inbox: job.inbox,
+    };
+    let (pid, pidfd) = launched.complete(Body::Child(start))?;
+    Ok(Started {
+        pid,
+        pidfd,
+        reports,
+    })
+}
+
+/// Runs in the re-executed child once the handshake is done.
+pub(super) fn run_child(start: Start) -> ! {
+    if !start.identity.daemon {
+        // Only daemons die with their parent; the others outlive it, as in Python.
+        let _ = sys::set_parent_death_signal(0);
+    }
+    let Ok(entry) = task::lookup(&start.task) else {
+        // Checked before the handshake; unreachable unless the table changed under us.
+        sys::exit_now(EXIT_FAILURE);
+    };
+    let Start {
+        payload,
+        identity,
+        reports,
+        inbox,
+        ..
+    } = start;
+    child::run(identity, reports, inbox, move || (entry.run)(&payload.0))
+}

@@ -1,0 +1,74 @@
+//! Start method `Fork`: fork the calling process.
+
+use std::io::Write;
+
+use super::{Job, Started, Work};
+use crate::child;
+use crate::error::SpawnError;
+use crate::sys::{self, Forked};
+use crate::task::{self, EXIT_FAILURE};
+use crate::{children, current};
+
+/// Runs on the spawner thread.
+pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
+    let Job {
+        identity,
+        work,
+        inbox,
+        ..
+    } = job;
+    let (reports_tx, reports) =
+        crate::wire::channel().map_err(|e| SpawnError::os("create a channel", e))?;
+    let parent_pid = std::process::id() as i32;
+    let daemon = identity.daemon;
+
+    // The locks the child must find unlocked: stdout and stderr (so that a child never blocks
+    // forever on a print another thread was in the middle of) and the runtime's own. This thread
+    // holds them across `fork`; both copies of the guards are dropped afterwards, which unlocks
+    // them in the parent and in the child alike.
+    let mut stdout = std::io::stdout().lock();
+    // Whatever the parent printed without a newline would otherwise be printed twice.
+    let _ = stdout.flush();
+    let stderr = std::io::stderr().lock();
+    let current = current::lock_for_fork();
+    let registry = children::lock_for_fork();
+    let channels = child::lock_for_fork();
+    // SAFETY: the only locks the child touches before it runs the task are the ones held right
+    // here by this thread, which is the thread the child continues as; the child drops its copies
+    // of the guards first thing. What the task itself does after a fork of a multi-threaded
+    // parent is the documented risk of this start method.
+    let forked = unsafe { sys::fork() };
+    drop((channels, registry, current, stderr, stdout));
+    match forked {
+        Err(error) => Err(SpawnError::os("fork", error)),
+        Ok(Forked::Child) => {
+            drop(reports);
+            if daemon {
+                let _ = sys::set_parent_death_signal(libc::SIGKILL);
+                if sys::getppid() != parent_pid {
+                    sys::exit_now(EXIT_FAILURE);
+                }
+            }
+            sys::stdin_from_dev_null();
+            match work {
+                Work::Closure(work) => child::run(identity, reports_tx, inbox, work),
+                Work::Encoded { task, payload } => match task::lookup(task) {
+                    Ok(entry) => {
+                        child::run(identity, reports_tx, inbox, move || (entry.run)(&payload))
+                    }
+                    Err(_) => sys::exit_now(EXIT_FAILURE),
+                },
+            }
+        }
+        Ok(Forked::Parent(pid)) => {
+            drop(reports_tx);
+            drop(inbox);
+            let pidfd = sys::pidfd_open(pid).map_err(|e| SpawnError::os("open a pidfd", e))?;
+            Ok(Started {
+                pid,
+                pidfd,
+                reports,
+            })
+        }
+    }
+}

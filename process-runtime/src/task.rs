@@ -1,0 +1,166 @@
+//! The [`Task`] trait and the registry that lets any process of the same executable find a task
+//! by name.
+//!
+//! `#[process_task]` implements [`Task`] and adds one [`TaskEntry`] to a link-time table
+//! ([`linkme`]'s distributed slice). A child started by re-executing the program (`Spawn`) or
+//! forked by the fork server looks its task up in that table by [`Task::NAME`]; nothing has to be
+//! registered at run time, so the table is complete before `main` (or the test harness) starts.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::codec;
+use crate::error::PanicInfo;
+
+/// A value that can cross a process boundary: it is serialized with serde in one process and
+/// deserialized in another.
+///
+/// Implemented for every `Serialize + DeserializeOwned + Send + 'static` type; you never implement
+/// it yourself. The arguments and the return value of a [`process_task`](crate::process_task)
+/// must be `ProcessValue`s.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot cross a process boundary",
+    label = "arguments and return values of a process task must be serializable and owned",
+    note = "derive `serde::Serialize` and `serde::Deserialize` for `{Self}`, and use owned types (`String`, not `&str`)"
+)]
+pub trait ProcessValue: Serialize + DeserializeOwned + Send + 'static {}
+
+impl<T: Serialize + DeserializeOwned + Send + 'static> ProcessValue for T {}
+
+/// A function that can run in a child process.
+///
+/// You do not implement this trait by hand: `#[process_task]` implements it for the value it
+/// makes of your function (or for your struct, in the "subclass `Process`" style). It is public so
+/// that code can be generic over tasks, as [`Process::builder`](crate::Process::builder) and the
+/// pool are.
+pub trait Task: ProcessValue {
+    /// The arguments: `()` for none, the type itself for one, a tuple for several.
+    type Args: ProcessValue;
+    /// What the task returns.
+    type Output: ProcessValue;
+    /// The stable name the task is registered under: the module path and the function name,
+    /// such as `my_crate::jobs::add`.
+    const NAME: &'static str;
+
+    /// Runs the task in the calling process.
+    fn run(self, args: Self::Args) -> Self::Output;
+}
+
+/// One row of the task table: a name and the function that runs the task from encoded bytes.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct TaskEntry {
+    pub(crate) name: &'static str,
+    pub(crate) run: fn(&[u8]) -> Outcome,
+}
+
+/// What running a task from its encoded form produced: the encoded report for the parent and the
+/// exit code the child ends with.
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    pub(crate) report: Vec<u8>,
+    pub(crate) exit_code: i32,
+}
+
+impl TaskEntry {
+    /// The table entry of task `T`.
+    pub const fn of<T: Task>() -> Self {
+        TaskEntry {
+            name: T::NAME,
+            run: run_encoded::<T>,
+        }
+    }
+}
+
+/// Every task that `#[process_task]` registered in this executable.
+#[doc(hidden)]
+#[linkme::distributed_slice]
+pub static TASKS: [TaskEntry];
+
+/// Why a task could not be found in this executable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Lookup {
+    Missing,
+    Ambiguous,
+}
+
+/// Finds the task registered under `name`.
+pub(crate) fn lookup(name: &str) -> Result<&'static TaskEntry, Lookup> {
+    static INDEX: OnceLock<HashMap<&'static str, Option<&'static TaskEntry>>> = OnceLock::new();
+    let index = INDEX.get_or_init(|| {
+        let mut index = HashMap::with_capacity(TASKS.len());
+        for entry in TASKS.iter() {
+            index
+                .entry(entry.name)
+                .and_modify(|slot| *slot = None)
+                .or_insert(Some(entry));
+        }
+        index
+    });
+    match index.get(name) {
+        Some(Some(entry)) => Ok(entry),
+        Some(None) => Err(Lookup::Ambiguous),
+        None => Err(Lookup::Missing),
+    }
+}
+
+/// What a child sends back to its parent when its task ends.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) enum Report<R> {
+    /// The task returned this value.
+    Returned(R),
+    /// The task panicked.
+    Panicked(PanicInfo),
+    /// The task never ran, or its value could not be sent: the arguments did not decode, or the
+    /// return value did not encode. The text says which.
+    Failed(String),
+}
+
+/// Exit code of a child whose task panicked or could not run, as in Python.
+pub(crate) const EXIT_FAILURE: i32 = 1;
+
+/// Decodes `(task, args)`, runs the task under `catch_unwind`, and encodes what happened.
+fn run_encoded<T: Task>(payload: &[u8]) -> Outcome {
+    let report = match codec::decode::<(T, T::Args)>(payload) {
+        Ok((task, args)) => run_caught(task, args),
+        Err(error) => Report::Failed(format!(
+            "the arguments of task `{}` did not decode: {error}",
+            T::NAME
+        )),
+    };
+    encode_report(&report)
+}
+
+/// Runs `task` in this process, turning a panic into [`Report::Panicked`].
+pub(crate) fn run_caught<T: Task>(task: T, args: T::Args) -> Report<T::Output> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task.run(args))) {
+        Ok(value) => Report::Returned(value),
+        Err(payload) => Report::Panicked(crate::panic::take_panic_info(payload.as_ref())),
+    }
+}
+
+/// Encodes a report, falling back to a [`Report::Failed`] when the returned value does not
+/// encode (a hand-written `Serialize` may fail).
+pub(crate) fn encode_report<R: Serialize>(report: &Report<R>) -> Outcome {
+    let exit_code = match report {
+        Report::Returned(_) => 0,
+        Report::Panicked(_) | Report::Failed(_) => EXIT_FAILURE,
+    };
+    match codec::encode(report) {
+        Ok(bytes) => Outcome {
+            report: bytes,
+            exit_code,
+        },
+        Err(error) => {
+            let failed: Report<()> =
+                Report::Failed(format!("the return value did not encode: {error}"));
+            Outcome {
+                report: codec::encode(&failed).unwrap_or_default(),
+                exit_code: EXIT_FAILURE,
+            }
+        }
+    }
+}
