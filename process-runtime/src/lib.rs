@@ -1,6 +1,7 @@
 //! Python's `multiprocessing`, the Rust way. (Crate docs are written in full below the API.)
 
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 
 #[cfg(not(target_os = "linux"))]
 compile_error!("process-runtime supports Linux only (it relies on pidfd, clone and prctl)");

@@ -218,10 +218,20 @@ impl<R> Process<R> {
             self.received = Some(Received::Nothing);
             return Ok(true);
         };
-        let result = match deadline {
-            None => reports.recv().map_err(TryRecvError::IpcError),
-            Some(deadline) => {
-                reports.try_recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        let result = loop {
+            let result = match deadline {
+                None => reports.recv().map_err(TryRecvError::IpcError),
+                // ipc-channel rounds the timeout down to whole milliseconds: round up instead,
+                // and go on waiting if it returns before the deadline.
+                Some(deadline) => reports.try_recv_timeout(
+                    deadline.saturating_duration_since(Instant::now()) + Duration::from_micros(999),
+                ),
+            };
+            match result {
+                Err(TryRecvError::Empty) if deadline.is_some_and(|d| Instant::now() < d) => {}
+                Err(TryRecvError::IpcError(IpcError::Io(e)))
+                    if e.kind() == std::io::ErrorKind::Interrupted => {}
+                result => break result,
             }
         };
         self.received = Some(match result {

@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicU8, Ordering};
 /// | [`ForkServer`](StartMethod::ForkServer) (default) | a small single-threaded server process, started once by re-executing this program, forks each child | yes | lowest |
 /// | [`Spawn`](StartMethod::Spawn) | the current executable is executed again and runs only the task, never `main` | yes | highest: a whole program start per child |
 /// | [`Fork`](StartMethod::Fork) | the calling process is forked | no: a lock held by another thread at the moment of the fork stays locked in the child | low, but grows with the parent's memory |
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 pub enum StartMethod {
     /// Fork the calling process. The child shares nothing with the parent afterwards, but it
     /// starts as a copy of it, threads excepted: only the forking thread exists in the child.

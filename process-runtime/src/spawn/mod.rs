@@ -87,9 +87,10 @@ pub(crate) struct Start {
 }
 
 type Reply = mpsc::SyncSender<Result<Started, SpawnError>>;
+type Requests = mpsc::Sender<(Job, Reply)>;
 
 /// The spawner thread of this process, tagged with the pid it belongs to.
-static SPAWNER: Mutex<Option<(u32, mpsc::Sender<(Job, Reply)>)>> = Mutex::new(None);
+static SPAWNER: Mutex<Option<(u32, Requests)>> = Mutex::new(None);
 
 /// Starts a child as `job` says. Refused in a daemon.
 pub(crate) fn spawn(job: Job) -> Result<Spawned, SpawnError> {
@@ -127,7 +128,7 @@ pub(crate) struct Started {
     pub(crate) reports: wire::Receiver,
 }
 
-fn spawner() -> Result<mpsc::Sender<(Job, Reply)>, SpawnError> {
+fn spawner() -> Result<Requests, SpawnError> {
     let mut slot = SPAWNER.lock().unwrap_or_else(PoisonError::into_inner);
     let me = std::process::id();
     if let Some((owner, sender)) = slot.as_ref() {

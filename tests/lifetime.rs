@@ -1,0 +1,64 @@
+//! Python's lifetime rules, seen from outside: a helper program (tests/support/helper.rs) starts
+//! a child and then exits or is killed, and the test watches what becomes of the child.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use process_runtime::StartMethod;
+
+use common::{is_dead, wait_until};
+
+per_start_method!(
+    daemon_is_terminated_when_its_parent_exits,
+    daemon_dies_when_its_parent_is_killed,
+    parent_waits_for_its_non_daemon_child_at_exit,
+);
+
+/// Starts the helper and reads the pid of the child it started.
+fn helper(method: StartMethod, mode: &str) -> (Child, u32) {
+    let mut helper = Command::new(env!("CARGO_BIN_EXE_pt-helper"))
+        .args([method.as_str(), mode])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the helper");
+    let mut line = String::new();
+    BufReader::new(helper.stdout.take().expect("piped"))
+        .read_line(&mut line)
+        .expect("read");
+    let pid = line
+        .strip_prefix("child ")
+        .and_then(|pid| pid.trim().parse().ok())
+        .unwrap_or_else(|| panic!("the helper said {line:?}"));
+    (helper, pid)
+}
+
+fn daemon_is_terminated_when_its_parent_exits(method: StartMethod) {
+    let (mut helper, child) = helper(method, "daemon-then-exit");
+    let status = helper.wait().expect("wait for the helper");
+    assert!(status.success(), "{status}");
+    // The helper's exit handler terminated and reaped its daemon before the helper ended.
+    assert!(is_dead(child), "daemon {child} outlived its parent");
+}
+
+fn daemon_dies_when_its_parent_is_killed(method: StartMethod) {
+    let (mut helper, child) = helper(method, "daemon-then-wait");
+    assert!(!is_dead(child));
+    helper.kill().expect("SIGKILL the helper");
+    helper.wait().expect("wait for the helper");
+    // No exit handler runs under SIGKILL: the parent-death signal takes the daemon down.
+    assert!(wait_until(|| is_dead(child)), "daemon {child} was orphaned");
+}
+
+fn parent_waits_for_its_non_daemon_child_at_exit(method: StartMethod) {
+    let (mut helper, child) = helper(method, "child-then-exit");
+    // The child sleeps 500 ms; the helper's main returned at once, but its exit handler waits,
+    // so by the time the helper has ended, the child has ended too and was reaped by it.
+    let status = helper.wait().expect("wait for the helper");
+    assert!(status.success(), "{status}");
+    assert!(
+        is_dead(child),
+        "non-daemon child {child} was still running when its parent ended"
+    );
+}

@@ -1,0 +1,531 @@
+//! The process handle under every start method: return values, exit codes, panics, signals,
+//! timeouts, names and pids. Every test starts real child processes.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use process_runtime::prelude::*;
+use process_runtime::{ProcessError, SpawnError};
+use serde::{Deserialize, Serialize};
+
+use common::{is_reaped, wait_until};
+
+per_start_method!(
+    returns_values_of_every_shape,
+    struct_style_task_runs_in_a_child,
+    exit_code_zero_after_a_return,
+    exit_code_of_process_exit,
+    panic_carries_message_and_location,
+    terminate_gives_minus_15,
+    kill_gives_minus_9,
+    join_timeout_returns_none_while_running,
+    is_alive_before_and_after,
+    names_and_pids_inside_the_child,
+    builder_name_and_daemon_flag,
+    daemon_cannot_start_children,
+    children_of_a_child_are_named_after_it,
+    large_arguments_and_results_travel_whole,
+    dropped_handle_is_reaped,
+    hundred_concurrent_children_leave_no_zombie,
+    active_children_lists_running_children,
+    sentinel_becomes_readable_at_exit,
+);
+
+#[process_task]
+fn add(a: i64, b: i64) -> i64 {
+    a + b
+}
+
+#[process_task]
+fn nothing() {}
+
+#[process_task]
+fn echo(text: String) -> String {
+    text
+}
+
+#[process_task]
+fn checked_div(a: i32, b: i32) -> Result<i32, String> {
+    if b == 0 {
+        Err(format!("cannot divide {a} by zero"))
+    } else {
+        Ok(a / b)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Point {
+    x: f64,
+    y: f64,
+    label: Option<String>,
+}
+
+#[process_task]
+fn mirror(points: Vec<Point>) -> Vec<Point> {
+    points.into_iter().map(|p| Point { x: -p.x, ..p }).collect()
+}
+
+fn returns_values_of_every_shape(method: StartMethod) {
+    assert_eq!(
+        Process::builder(add)
+            .start_method(method)
+            .spawn((5, 7))
+            .unwrap()
+            .join()
+            .unwrap(),
+        12
+    );
+    Process::builder(nothing)
+        .start_method(method)
+        .spawn(())
+        .unwrap()
+        .join()
+        .unwrap();
+    let text = "cwz 的任务".to_string();
+    assert_eq!(
+        Process::builder(echo)
+            .start_method(method)
+            .spawn(text.clone())
+            .unwrap()
+            .join()
+            .unwrap(),
+        text
+    );
+    assert_eq!(
+        Process::builder(checked_div)
+            .start_method(method)
+            .spawn((1, 0))
+            .unwrap()
+            .join()
+            .unwrap(),
+        Err("cannot divide 1 by zero".to_string())
+    );
+    let points = vec![
+        Point {
+            x: 1.5,
+            y: 2.0,
+            label: Some("a".into()),
+        },
+        Point {
+            x: 3.0,
+            y: -1.0,
+            label: None,
+        },
+    ];
+    let mirrored = Process::builder(mirror)
+        .start_method(method)
+        .spawn(points.clone())
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(mirrored.len(), 2);
+    assert_eq!(
+        mirrored[0],
+        Point {
+            x: -1.5,
+            ..points[0].clone()
+        }
+    );
+    // The same function, in this process.
+    assert_eq!(add.call(5, 7), 12);
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct MyProcess {
+    name: String,
+}
+
+#[process_task]
+impl MyProcess {
+    fn run(self) -> String {
+        format!("{} is running in {}", self.name, std::process::id())
+    }
+}
+
+fn struct_style_task_runs_in_a_child(method: StartMethod) {
+    let p = Process::builder(MyProcess { name: "pl".into() })
+        .start_method(method)
+        .spawn(())
+        .unwrap();
+    let pid = p.pid();
+    assert_eq!(p.join().unwrap(), format!("pl is running in {pid}"));
+}
+
+fn exit_code_zero_after_a_return(method: StartMethod) {
+    let p = Process::builder(add)
+        .start_method(method)
+        .spawn((1, 1))
+        .unwrap();
+    assert!(wait_until(|| p.exitcode().is_some()));
+    assert_eq!(p.exitcode(), Some(0));
+    assert_eq!(p.join().unwrap(), 2);
+}
+
+#[process_task]
+fn exit_with(code: i32) {
+    std::process::exit(code);
+}
+
+fn exit_code_of_process_exit(method: StartMethod) {
+    let p = Process::builder(exit_with)
+        .start_method(method)
+        .spawn(3)
+        .unwrap();
+    let error = p.join().unwrap_err();
+    assert!(
+        matches!(error, ProcessError::Exited { code: 3 }),
+        "{error:?}"
+    );
+    assert_eq!(error.exitcode(), Some(3));
+    assert_eq!(
+        error.to_string(),
+        "the child exited with code 3 before sending a result"
+    );
+}
+
+#[process_task]
+fn fail(message: String) -> u8 {
+    panic!("{message}")
+}
+
+fn panic_carries_message_and_location(method: StartMethod) {
+    let p = Process::builder(fail)
+        .start_method(method)
+        .spawn("boom at 42".into())
+        .unwrap();
+    let error = p.join().unwrap_err();
+    assert!(error.is_panic(), "{error:?}");
+    assert_eq!(error.exitcode(), Some(1));
+    let info = error.panic_info().unwrap();
+    assert_eq!(info.message(), "boom at 42");
+    let location = info
+        .location()
+        .expect("the child's hook records where it panicked");
+    assert!(location.file().ends_with("tests/process.rs"), "{location}");
+    assert!(location.line() > 0);
+    assert!(
+        error
+            .to_string()
+            .starts_with("the task panicked: 'boom at 42' at "),
+        "{error}"
+    );
+}
+
+/// Runs until killed. Started as a daemon in these tests, so that a test that fails before it
+/// kills the child does not leave the test binary waiting for it at exit.
+#[process_task]
+fn sleep_forever() {
+    loop {
+        std::thread::park();
+    }
+}
+
+fn terminate_gives_minus_15(method: StartMethod) {
+    let p = Process::builder(sleep_forever)
+        .daemon(true)
+        .start_method(method)
+        .spawn(())
+        .unwrap();
+    assert_eq!(p.exitcode(), None);
+    p.terminate().unwrap();
+    assert!(wait_until(|| p.exitcode().is_some()));
+    assert_eq!(p.exitcode(), Some(-15));
+    let error = p.join().unwrap_err();
+    assert!(
+        matches!(error, ProcessError::Killed { signal: 15 }),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "the child was killed by signal 15 (SIGTERM)"
+    );
+}
+
+fn kill_gives_minus_9(method: StartMethod) {
+    let p = Process::builder(sleep_forever)
+        .daemon(true)
+        .start_method(method)
+        .spawn(())
+        .unwrap();
+    p.kill().unwrap();
+    let error = p.join().unwrap_err();
+    assert!(
+        matches!(error, ProcessError::Killed { signal: 9 }),
+        "{error:?}"
+    );
+    assert_eq!(error.exitcode(), Some(-9));
+}
+
+fn join_timeout_returns_none_while_running(method: StartMethod) {
+    let mut p = Process::builder(sleep_forever)
+        .daemon(true)
+        .start_method(method)
+        .spawn(())
+        .unwrap();
+    let started = Instant::now();
+    assert_eq!(p.join_timeout(Duration::from_millis(200)).unwrap(), None);
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    assert!(p.is_alive());
+    p.kill().unwrap();
+    assert!(matches!(
+        p.join_timeout(common::DEADLINE),
+        Err(ProcessError::Killed { signal: 9 })
+    ));
+
+    let mut quick = Process::builder(add)
+        .start_method(method)
+        .spawn((2, 3))
+        .unwrap();
+    assert_eq!(quick.join_timeout(common::DEADLINE).unwrap(), Some(5));
+    // The value was taken once.
+    assert!(matches!(
+        quick.join_timeout(Duration::ZERO),
+        Err(ProcessError::AlreadyJoined)
+    ));
+    assert!(matches!(quick.join(), Err(ProcessError::AlreadyJoined)));
+}
+
+fn is_alive_before_and_after(method: StartMethod) {
+    let p = Process::builder(sleep_forever)
+        .daemon(true)
+        .start_method(method)
+        .spawn(())
+        .unwrap();
+    assert!(p.is_alive());
+    p.terminate().unwrap();
+    assert!(wait_until(|| !p.is_alive()));
+    // Reaped by is_alive: the pid is free again.
+    assert!(is_reaped(p.pid()));
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct Identity {
+    name: String,
+    pid: u32,
+    std_pid: u32,
+    ppid: u32,
+    parent_name: Option<String>,
+    parent_pid: Option<u32>,
+    daemon: bool,
+}
+
+#[process_task]
+fn who_am_i() -> Identity {
+    let me = current_process();
+    let parent = parent_process();
+    Identity {
+        name: me.name().to_owned(),
+        pid: me.pid(),
+        std_pid: std::process::id(),
+        ppid: nix::unistd::getppid().as_raw() as u32,
+        parent_name: parent.as_ref().map(|p| p.name().to_owned()),
+        parent_pid: parent.as_ref().map(|p| p.pid()),
+        daemon: me.is_daemon(),
+    }
+}
+
+fn names_and_pids_inside_the_child(method: StartMethod) {
+    let p = Process::builder(who_am_i)
+        .start_method(method)
+        .spawn(())
+        .unwrap();
+    let (pid, name) = (p.pid(), p.name().to_owned());
+    assert!(name.starts_with("Process-"), "{name}");
+    let id = p.join().unwrap();
+    assert_eq!(id.name, name);
+    assert_eq!(id.pid, pid);
+    assert_eq!(id.std_pid, pid);
+    // The parent is this process under every start method, the fork server's included.
+    assert_eq!(id.ppid, std::process::id());
+    assert_eq!(id.parent_pid, Some(std::process::id()));
+    assert_eq!(id.parent_name.as_deref(), Some("MainProcess"));
+    assert!(!id.daemon);
+    assert_eq!(current_process().name(), "MainProcess");
+    assert!(parent_process().is_none());
+}
+
+fn builder_name_and_daemon_flag(method: StartMethod) {
+    let p = Process::builder(who_am_i)
+        .name("test")
+        .daemon(true)
+        .start_method(method)
+        .spawn(())
+        .unwrap();
+    assert_eq!(p.name(), "test");
+    assert!(p.is_daemon());
+    let id = p.join().unwrap();
+    assert_eq!(id.name, "test");
+    assert!(id.daemon);
+}
+
+#[process_task]
+fn try_to_have_a_child() -> String {
+    match nothing.spawn() {
+        Ok(p) => {
+            let _ = p.join();
+            "started a child".to_owned()
+        }
+        Err(error) => {
+            assert!(matches!(error, SpawnError::DaemonCannotHaveChildren));
+            error.to_string()
+        }
+    }
+}
+
+fn daemon_cannot_start_children(method: StartMethod) {
+    let daemon = Process::builder(try_to_have_a_child)
+        .daemon(true)
+        .start_method(method)
+        .spawn(())
+        .unwrap();
+    assert_eq!(
+        daemon.join().unwrap(),
+        "daemonic processes are not allowed to have children"
+    );
+    let normal = Process::builder(try_to_have_a_child)
+        .start_method(method)
+        .spawn(())
+        .unwrap();
+    assert_eq!(normal.join().unwrap(), "started a child");
+}
+
+#[process_task]
+fn names_of_my_children(method: StartMethod) -> (String, Vec<Identity>) {
+    let me = current_process().name().to_owned();
+    let kids = (0..2)
+        .map(|_| {
+            Process::builder(who_am_i)
+                .start_method(method)
+                .spawn(())
+                .unwrap()
+                .join()
+                .unwrap()
+        })
+        .collect();
+    (me, kids)
+}
+
+fn children_of_a_child_are_named_after_it(method: StartMethod) {
+    let p = Process::builder(names_of_my_children)
+        .start_method(method)
+        .spawn(method)
+        .unwrap();
+    let child_pid = p.pid();
+    let (me, kids) = p.join().unwrap();
+    assert_eq!(kids[0].name, format!("{me}:1"));
+    assert_eq!(kids[1].name, format!("{me}:2"));
+    for kid in &kids {
+        assert_eq!(kid.ppid, child_pid);
+        assert_eq!(kid.parent_pid, Some(child_pid));
+        assert_eq!(kid.parent_name.as_deref(), Some(me.as_str()));
+    }
+}
+
+#[process_task]
+fn reverse(bytes: Vec<u8>) -> Vec<u8> {
+    bytes.into_iter().rev().collect()
+}
+
+fn large_arguments_and_results_travel_whole(method: StartMethod) {
+    // Larger than any socket buffer: ipc-channel fragments it, and the parent must read while
+    // the child is still sending.
+    let bytes: Vec<u8> = (0..8 * 1024 * 1024).map(|i: u32| (i % 251) as u8).collect();
+    let p = Process::builder(reverse)
+        .start_method(method)
+        .spawn(bytes.clone())
+        .unwrap();
+    let back = p.join().unwrap();
+    assert_eq!(back.len(), bytes.len());
+    assert!(back.iter().rev().eq(bytes.iter()));
+}
+
+fn dropped_handle_is_reaped(method: StartMethod) {
+    let p = Process::builder(add)
+        .start_method(method)
+        .spawn((1, 2))
+        .unwrap();
+    let pid = p.pid();
+    drop(p);
+    assert!(
+        wait_until(|| is_reaped(pid)),
+        "child {pid} was left a zombie"
+    );
+
+    // Dropped while still running: reaped when it ends.
+    let p = Process::builder(sleep_forever)
+        .daemon(true)
+        .start_method(method)
+        .spawn(())
+        .unwrap();
+    let pid = p.pid();
+    p.kill().unwrap();
+    drop(p);
+    assert!(
+        wait_until(|| is_reaped(pid)),
+        "killed child {pid} was left a zombie"
+    );
+}
+
+fn hundred_concurrent_children_leave_no_zombie(method: StartMethod) {
+    let children: Vec<_> = (0..100)
+        .map(|i| {
+            Process::builder(add)
+                .start_method(method)
+                .spawn((i, i))
+                .unwrap()
+        })
+        .collect();
+    let pids: Vec<u32> = children.iter().map(|p| p.pid()).collect();
+    let mut dropped = Vec::new();
+    for (i, p) in children.into_iter().enumerate() {
+        if i % 2 == 0 {
+            assert_eq!(p.join().unwrap(), 2 * i as i64);
+        } else {
+            dropped.push(p.pid());
+            drop(p);
+        }
+    }
+    assert!(
+        wait_until(|| pids.iter().all(|&pid| is_reaped(pid))),
+        "zombies left among {pids:?}"
+    );
+}
+
+fn active_children_lists_running_children(method: StartMethod) {
+    let p = Process::builder(sleep_forever)
+        .name("active-one")
+        .daemon(true)
+        .start_method(method)
+        .spawn(())
+        .unwrap();
+    let listed = active_children();
+    let entry = listed
+        .iter()
+        .find(|c| c.pid() == p.pid())
+        .expect("the running child is listed");
+    assert_eq!(entry.name(), "active-one");
+    p.kill().unwrap();
+    assert!(wait_until(|| active_children()
+        .iter()
+        .all(|c| c.pid() != p.pid())));
+    assert!(matches!(p.join(), Err(ProcessError::Killed { signal: 9 })));
+}
+
+fn sentinel_becomes_readable_at_exit(method: StartMethod) {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let p = Process::builder(sleep_forever)
+        .daemon(true)
+        .start_method(method)
+        .spawn(())
+        .unwrap();
+    let mut fds = [PollFd::new(p.sentinel(), PollFlags::POLLIN)];
+    assert_eq!(poll(&mut fds, PollTimeout::ZERO).unwrap(), 0);
+    p.kill().unwrap();
+    let mut fds = [PollFd::new(p.sentinel(), PollFlags::POLLIN)];
+    assert_eq!(
+        poll(&mut fds, PollTimeout::try_from(common::DEADLINE).unwrap()).unwrap(),
+        1
+    );
+    assert!(matches!(p.join(), Err(ProcessError::Killed { signal: 9 })));
+}
