@@ -1,4 +1,113 @@
-//! Python's `multiprocessing`, the Rust way. (Crate docs are written in full below the API.)
+//! Python's `multiprocessing`, the Rust way: mark a function `#[process_task]` and run it in a
+//! child process.
+//!
+//! ```
+//! use process_runtime::prelude::*;
+//!
+//! #[process_task]
+//! fn add(a: i64, b: i64) -> i64 {
+//!     a + b
+//! }
+//!
+//! let p = add.spawn(5, 7)?;            // a child process is running `add(5, 7)`
+//! assert!(p.pid() != std::process::id());
+//! assert_eq!(p.join()?, 12);            // waits for it and returns what it returned
+//! assert_eq!(add.call(5, 7), 12);       // the same function, in this process
+//! # Ok::<(), process_runtime::Error>(())
+//! ```
+//!
+//! The child is a real process with its own memory: a crash, a leak or an `abort` there cannot
+//! hurt the parent, and `join` tells you what happened in a [`ProcessError`]. Arguments and return
+//! values cross the boundary serialized with serde (bincode), over
+//! [ipc-channel](https://docs.rs/ipc-channel).
+//!
+//! # Tasks
+//!
+//! [`#[process_task]`](macro@process_task) turns `fn add(a: i64, b: i64) -> i64` into a value
+//! `add` that implements [`Task`]: `add.spawn(5, 7)` starts it in a child, `add.call(5, 7)` calls
+//! it here, and [`Process::builder(add)`](Process::builder) sets a name, the daemon flag or the
+//! start method. Arguments and the return value must be [`ProcessValue`]s: serializable, owned
+//! and `Send`. Each task is registered at link time under a stable name (`my_crate::add`), so a
+//! process that runs the same executable can find it by name.
+//!
+//! Python's other style, "subclass `Process` and override `run`", is an `impl` block:
+//!
+//! ```
+//! use process_runtime::prelude::*;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct MyProcess {
+//!     name: String,
+//! }
+//!
+//! #[process_task]
+//! impl MyProcess {
+//!     fn run(self) -> String {
+//!         format!("{} is running", self.name)
+//!     }
+//! }
+//!
+//! let p = MyProcess { name: "pl".into() }.spawn()?;
+//! assert_eq!(p.join()?, "pl is running");
+//! # Ok::<(), process_runtime::Error>(())
+//! ```
+//!
+//! # The process handle
+//!
+//! [`Process`] has what Python's has: [`pid`](Process::pid), [`name`](Process::name),
+//! [`is_daemon`](Process::is_daemon), [`is_alive`](Process::is_alive), [`join`](Process::join)
+//! (with the return value), [`join_timeout`](Process::join_timeout),
+//! [`terminate`](Process::terminate), [`kill`](Process::kill) and
+//! [`exitcode`](Process::exitcode) (`-N` after signal `N`). [`current_process`],
+//! [`parent_process`] and [`active_children`] work as in Python; children are named
+//! `Process-1`, `Process-2`, … and the main process `MainProcess`.
+//!
+//! # Start methods
+//!
+//! [`StartMethod::ForkServer`], the default, asks a small single-threaded server process to fork
+//! each child: safe in a multi-threaded parent (a test harness, a tokio runtime), and the
+//! fastest. [`StartMethod::Spawn`] executes the program again and runs only the task in it.
+//! [`StartMethod::Fork`] forks the caller, which is fast but unsafe if other threads hold locks.
+//! [`set_start_method`] changes the default; the builder overrides it per child.
+//!
+//! **No setup is needed** in `main`, in tests or in doctests: a re-executed child is taken over
+//! by a constructor of this crate before `main` runs, so the same binary is both the program and
+//! its children. (Python needs `if __name__ == '__main__':` for the same reason.)
+//!
+//! # Process lifetime
+//!
+//! As in Python, when a process exits normally (its `main` returns or it calls
+//! `std::process::exit`) it terminates its daemon children and waits for the others. Beyond
+//! Python:
+//!
+//! - a daemon child also dies when its parent is killed (`SIGKILL` included), so daemons are
+//!   never orphaned;
+//! - a child whose handle is dropped without `join` is still reaped when it ends: no zombies;
+//! - a daemon may not start children ([`SpawnError::DaemonCannotHaveChildren`]).
+//!
+//! # Errors
+//!
+//! Starting a child fails with a [`SpawnError`], waiting for one with a [`ProcessError`] that
+//! says whether the task panicked (message and `file:line:column`), the child exited (its code)
+//! or was killed (the signal), or its result was lost or corrupt. Both convert into [`Error`]
+//! for `?`. Nothing in the parent panics on what a child does or sends.
+//!
+//! # Testing
+//!
+//! Tasks work in `#[test]` functions under the normal multi-threaded harness, with every start
+//! method: a re-executed test binary runs the task, not the tests. A task defined in a test file
+//! is registered in that test binary only.
+//!
+//! # Platform support
+//!
+//! Linux 5.4 or newer (pidfds, `waitid(P_PIDFD)`), on x86-64 and AArch64. Other Unix systems are
+//! not supported yet; the crate does not compile there.
+//!
+//! # How it works
+//!
+//! `ARCHITECTURE.md` in the repository explains how a re-executed child finds its task, how the
+//! fork server starts and stops, and why the default start method is what it is.
 
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
