@@ -2,8 +2,8 @@
 //! part keeps its original tokens, so that errors and generated code point at the user's source.
 
 use syn::{
-    Attribute, Block, FnArg, Ident, ImplItemFn, Item, ItemFn, ItemImpl, Pat, Signature, Type,
-    Visibility,
+    Attribute, Block, FnArg, ForeignItemFn, Ident, ImplItemFn, Item, ItemFn, ItemImpl, Pat,
+    Signature, Type, Visibility,
 };
 
 /// The item under the attribute.
@@ -33,7 +33,7 @@ pub(crate) struct Arg<'a> {
 
 impl Input {
     /// Recognises the item. Anything but a function or an impl block is one error.
-    pub(crate) fn parse(item: Item) -> Result<Self, (syn::Error, Item)> {
+    pub(crate) fn parse(item: Item) -> syn::Result<Self> {
         match item {
             Item::Fn(ItemFn {
                 attrs,
@@ -47,12 +47,16 @@ impl Input {
                 block,
             })),
             Item::Impl(item) => Ok(Input::Impl(ImplTask { item })),
-            other => Err((
-                syn::Error::new_spanned(
-                    item_keyword(&other),
-                    "#[process_task] goes on a `fn`, or on an `impl` block whose `fn run(self)` is the task",
-                ),
-                other,
+            // A `fn` without a body, as in a trait or an `extern` block.
+            Item::Verbatim(tokens) if syn::parse2::<ForeignItemFn>(tokens.clone()).is_ok() => {
+                Err(syn::Error::new_spanned(
+                    tokens,
+                    "this `fn` has no body; #[process_task] goes on a `fn` with a body, or on an `impl` block whose `fn run(self)` is the task",
+                ))
+            }
+            other => Err(syn::Error::new_spanned(
+                item_keyword(&other),
+                "#[process_task] goes on a `fn`, or on an `impl` block whose `fn run(self)` is the task",
             )),
         }
     }
