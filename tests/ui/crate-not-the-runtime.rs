@@ -1,0 +1,8 @@
+use process_runtime::process_task;
+
+#[process_task(crate = std)]
+fn add(a: i64, b: i64) -> i64 {
+    a + b
+}
+
+fn main() {}

@@ -1,0 +1,14 @@
+use process_runtime::process_task;
+
+struct Worker {
+    id: u32,
+}
+
+#[process_task]
+impl Worker {
+    fn run(self) -> u32 {
+        self.id
+    }
+}
+
+fn main() {}

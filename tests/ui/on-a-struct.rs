@@ -1,0 +1,8 @@
+use process_runtime::process_task;
+
+#[process_task]
+struct Worker {
+    id: u32,
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use process_runtime::process_task;
+
+#[process_task]
+fn ignore(_: String) {}
+
+fn main() {}
