@@ -7,6 +7,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use crate::children;
 use crate::current::{self, ChildIdentity};
 use crate::panic;
+use crate::spawn::Extras;
 use crate::task::Outcome;
 use crate::wire::{self, Bytes};
 
@@ -14,13 +15,13 @@ use crate::wire::{self, Bytes};
 struct Channels {
     /// Where this process sends its reports: its own end of the channel its parent reads.
     reports: Option<wire::Sender>,
-    /// What its parent sends it beyond the arguments (a pool worker's tasks).
-    inbox: Option<wire::Receiver>,
+    /// What its parent gave it beyond the arguments (a pool worker's task queue).
+    extras: Option<Extras>,
 }
 
 static CHANNELS: Mutex<Channels> = Mutex::new(Channels {
     reports: None,
-    inbox: None,
+    extras: None,
 });
 
 fn channels() -> MutexGuard<'static, Channels> {
@@ -32,14 +33,12 @@ pub(crate) fn lock_for_fork() -> MutexGuard<'static, impl Sized> {
     channels()
 }
 
-/// The channel this child's parent gave it for more work, once.
-#[allow(dead_code)]
-pub(crate) fn take_inbox() -> Option<wire::Receiver> {
-    channels().inbox.take()
+/// What this child's parent gave it beyond its arguments, once.
+pub(crate) fn take_extras() -> Extras {
+    channels().extras.take().unwrap_or_default()
 }
 
 /// A sender on this child's report channel, for reporting more than once (a pool worker).
-#[allow(dead_code)]
 pub(crate) fn reports() -> Option<wire::Sender> {
     channels().reports.clone()
 }
@@ -52,17 +51,20 @@ pub(crate) fn reports() -> Option<wire::Sender> {
 pub(crate) fn run(
     identity: ChildIdentity,
     reports: wire::Sender,
-    inbox: Option<wire::Receiver>,
+    extras: Extras,
     work: impl FnOnce() -> Outcome,
 ) -> ! {
     current::become_child(identity);
+    // Installed by the parent before a fork; installed here in a re-executed child, which is
+    // single-threaded at this point.
     panic::install_hook();
+    panic::mark_child();
     // A task that calls `std::process::exit` still terminates its daemons and waits for its
     // other children.
     children::install_exit_handler();
     *channels() = Channels {
         reports: Some(reports),
-        inbox,
+        extras: Some(extras),
     };
     let outcome = work();
     let reports = channels().reports.take();

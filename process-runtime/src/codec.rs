@@ -51,6 +51,24 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError
     }
 }
 
+/// Decodes a `T` that may borrow from `bytes` and must fill them exactly.
+pub(crate) fn decode_borrowed<'de, T: serde::Deserialize<'de>>(
+    bytes: &'de [u8],
+) -> Result<T, DecodeError> {
+    let (value, read) = bincode::serde::borrow_decode_from_slice(bytes, CONFIG)?;
+    match bytes.len() - read {
+        0 => Ok(value),
+        trailing => Err(DecodeError::Trailing { trailing }),
+    }
+}
+
+/// The variant index an encoded enum value starts with.
+pub(crate) fn variant_index(bytes: &[u8]) -> Option<u32> {
+    bincode::serde::decode_from_slice::<u32, _>(bytes, CONFIG)
+        .ok()
+        .map(|(index, _)| index)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

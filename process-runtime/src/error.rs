@@ -232,6 +232,97 @@ impl ProcessError {
     }
 }
 
+/// Why one task of a [`Pool`](crate::Pool) gave no result. The pool itself goes on: only this
+/// task failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TaskError {
+    /// The task panicked; the worker that ran it goes on with other tasks.
+    #[error("the task panicked: {0}")]
+    Panicked(PanicInfo),
+    /// The worker running the task died (a segfault, an abort, `exit`, a `SIGKILL` from outside).
+    /// The pool replaced it; no other task was lost.
+    #[error("the worker running the task (pid {pid}) {status}")]
+    WorkerDied {
+        /// The pid of the worker that died.
+        pid: u32,
+        /// How it ended, such as "was killed by signal 9 (SIGKILL)" or "exited with code 3".
+        status: String,
+    },
+    /// The task ran longer than the pool's `task_timeout`; its worker was killed and replaced.
+    #[error("the task ran longer than the pool's task timeout of {limit:?}; its worker was killed")]
+    Timeout {
+        /// The pool's limit.
+        limit: std::time::Duration,
+    },
+    /// [`AsyncResult::get_timeout`](crate::AsyncResult::get_timeout) waited this long; the task
+    /// is still running and its result can still be waited for.
+    #[error("the result was not ready after {waited:?}")]
+    NotReady {
+        /// How long the caller waited.
+        waited: std::time::Duration,
+    },
+    /// The task's argument did not encode; the task was never sent.
+    #[error("the task's argument did not encode: {0}")]
+    Encode(String),
+    /// The result arrived but is not a valid encoding of the task's return type.
+    #[error("the result ({len} bytes) did not decode as `{type_name}`: {reason}")]
+    Decode {
+        /// The Rust type that was expected.
+        type_name: &'static str,
+        /// How many bytes arrived.
+        len: usize,
+        /// What the decoder said.
+        reason: String,
+    },
+    /// The worker could not run the task: its arguments did not decode there, its result did
+    /// not encode, or the worker's executable does not have it.
+    #[error("the task could not run: {0}")]
+    Failed(String),
+    /// Producing this item of the input panicked; the items before it were submitted, none after.
+    #[error("producing this item of the input panicked: {0}")]
+    Input(String),
+    /// The pool's initializer failed in a worker, so the pool cannot run tasks.
+    #[error("the pool's initializer failed: {0}")]
+    InitializerFailed(String),
+    /// The pool was terminated before the task finished.
+    #[error("the pool was terminated before the task finished")]
+    Terminated,
+    /// The pool refused the task (closed, or its workers could not be started).
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    /// The result was already taken from this handle.
+    #[error("the result was already taken")]
+    AlreadyTaken,
+}
+
+/// Why a [`Pool`](crate::Pool) could not be made or refused work.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PoolError {
+    /// A pool needs at least one process.
+    #[error("a pool needs at least one process, not 0")]
+    NoProcesses,
+    /// The pool was closed: it finishes what it has, and takes nothing new.
+    #[error("the pool is closed and takes no new tasks")]
+    Closed,
+    /// The pool was terminated.
+    #[error("the pool was terminated")]
+    Terminated,
+    /// `join` was called before `close` or `terminate`, as Python forbids too.
+    #[error("join needs the pool to be closed or terminated first")]
+    StillRunning,
+    /// A worker could not be started.
+    #[error("could not start a pool worker: {0}")]
+    Spawn(String),
+    /// An option has a value it cannot have.
+    #[error("invalid pool option: {0}")]
+    Invalid(&'static str),
+    /// The initializer's arguments did not encode.
+    #[error("the initializer's arguments did not encode: {0}")]
+    Encode(String),
+}
+
 /// The one error type of the crate, for callers that do not need to tell spawn, join and pool
 /// failures apart: every other error converts into it with `?`.
 #[derive(Debug, thiserror::Error)]
@@ -246,6 +337,12 @@ pub enum Error {
     /// The start method was already set to another value.
     #[error(transparent)]
     StartMethod(#[from] crate::start_method::StartMethodError),
+    /// A pool task gave no result.
+    #[error(transparent)]
+    Task(#[from] TaskError),
+    /// A pool could not be made or refused work.
+    #[error(transparent)]
+    Pool(#[from] PoolError),
 }
 
 /// The conventional name of a signal, such as `SIGKILL`.

@@ -125,6 +125,7 @@ mod codec;
 mod current;
 mod error;
 mod panic;
+mod pool;
 mod process;
 mod spawn;
 mod start_method;
@@ -135,7 +136,8 @@ mod wire;
 pub use children::active_children;
 pub use codec::{DecodeError, EncodeError};
 pub use current::{ProcessInfo, current_process, parent_process};
-pub use error::{Error, Location, PanicInfo, ProcessError, SpawnError};
+pub use error::{Error, Location, PanicInfo, PoolError, ProcessError, SpawnError, TaskError};
+pub use pool::{AsyncResult, Imap, MapResult, Pool, PoolBuilder};
 pub use process::{Builder, Process};
 pub use process_macros::process_task;
 pub use spawn::bootstrap::set_executable;
@@ -145,7 +147,8 @@ pub use task::{ProcessValue, Task};
 /// The names most programs need: `use process_runtime::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Process, StartMethod, Task, active_children, current_process, parent_process, process_task,
+        Pool, Process, StartMethod, Task, active_children, current_process, parent_process,
+        process_task,
     };
 }
 

@@ -97,7 +97,7 @@ impl<T: Task> Builder<T> {
             method,
             identity,
             work,
-            inbox: None,
+            extras: Default::default(),
         })?;
         Ok(Process::new(spawned.child, spawned.reports))
     }

@@ -119,6 +119,11 @@ pub(crate) enum Report<R> {
     Failed(String),
 }
 
+/// Whether an encoded [`Report`] is a [`Report::Returned`], without decoding the value.
+pub(crate) fn is_returned(report: &[u8]) -> bool {
+    codec::variant_index(report) == Some(0)
+}
+
 /// Exit code of a child whose task panicked or could not run, as in Python.
 pub(crate) const EXIT_FAILURE: i32 = 1;
 

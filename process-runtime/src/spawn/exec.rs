@@ -22,7 +22,7 @@ pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
         payload: crate::wire::Bytes(payload),
         identity: job.identity,
         reports: reports_tx,
-        inbox: job.inbox,
+        extras: job.extras,
     };
     let (pid, pidfd) = launched.complete(Body::Child(start))?;
     Ok(Started {
@@ -46,8 +46,8 @@ pub(super) fn run_child(start: Start) -> ! {
         payload,
         identity,
         reports,
-        inbox,
+        extras,
         ..
     } = start;
-    child::run(identity, reports, inbox, move || (entry.run)(&payload.0))
+    child::run(identity, reports, extras, move || (entry.run)(&payload.0))
 }

@@ -14,7 +14,7 @@ pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
     let Job {
         identity,
         work,
-        inbox,
+        extras,
         ..
     } = job;
     let (reports_tx, reports) =
@@ -51,10 +51,10 @@ pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
             }
             sys::stdin_from_dev_null();
             match work {
-                Work::Closure(work) => child::run(identity, reports_tx, inbox, work),
+                Work::Closure(work) => child::run(identity, reports_tx, extras, work),
                 Work::Encoded { task, payload } => match task::lookup(task) {
                     Ok(entry) => {
-                        child::run(identity, reports_tx, inbox, move || (entry.run)(&payload))
+                        child::run(identity, reports_tx, extras, move || (entry.run)(&payload))
                     }
                     Err(_) => sys::exit_now(EXIT_FAILURE),
                 },
@@ -62,7 +62,7 @@ pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
         }
         Ok(Forked::Parent(pid)) => {
             drop(reports_tx);
-            drop(inbox);
+            drop(extras);
             let pidfd = sys::pidfd_open(pid).map_err(|e| SpawnError::os("open a pidfd", e))?;
             Ok(Started {
                 pid,

@@ -92,7 +92,7 @@ pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
             payload: crate::wire::Bytes(payload),
             identity: job.identity,
             reports: reports_tx,
-            inbox: job.inbox,
+            extras: job.extras,
         },
         parent_pid: std::process::id() as i32,
     };
@@ -225,8 +225,8 @@ fn run_child(request: Request, entry: &'static task::TaskEntry) -> ! {
         payload,
         identity,
         reports,
-        inbox,
+        extras,
         ..
     } = start;
-    child::run(identity, reports, inbox, move || (entry.run)(&payload.0))
+    child::run(identity, reports, extras, move || (entry.run)(&payload.0))
 }

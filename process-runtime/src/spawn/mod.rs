@@ -64,9 +64,18 @@ pub(crate) struct Job {
     pub(crate) method: StartMethod,
     pub(crate) identity: ChildIdentity,
     pub(crate) work: Work,
-    /// A channel for the child to receive more than its arguments on (a pool worker's task
-    /// queue); the child finds it with [`crate::child::take_inbox`].
+    /// What the child gets besides its arguments.
+    pub(crate) extras: Extras,
+}
+
+/// What a child can be given besides its arguments, for the runtime's own long-lived children
+/// (pool workers); it finds them with [`crate::child::take_extras`].
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct Extras {
+    /// A channel to receive more work on.
     pub(crate) inbox: Option<wire::Receiver>,
+    /// Memory shared with the parent.
+    pub(crate) shared: Option<ipc_channel::ipc::IpcSharedMemory>,
 }
 
 /// A started child and the channel its report will arrive on.
@@ -83,7 +92,7 @@ pub(crate) struct Start {
     pub(crate) payload: Bytes,
     pub(crate) identity: ChildIdentity,
     pub(crate) reports: wire::Sender,
-    pub(crate) inbox: Option<wire::Receiver>,
+    pub(crate) extras: Extras,
 }
 
 type Reply = mpsc::SyncSender<Result<Started, SpawnError>>;
@@ -97,6 +106,8 @@ pub(crate) fn spawn(job: Job) -> Result<Spawned, SpawnError> {
     if crate::current::is_daemon() {
         return Err(SpawnError::DaemonCannotHaveChildren);
     }
+    // Before any fork: a forked child must find the hook installed (see `panic`).
+    crate::panic::install_hook();
     let (name, daemon) = (job.identity.name.clone(), job.identity.daemon);
     let (reply_tx, reply_rx) = mpsc::sync_channel(1);
     spawner()?

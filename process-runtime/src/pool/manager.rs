@@ -1,0 +1,778 @@
+//! The pool's state and its manager thread.
+//!
+//! Work waits in one queue of *units* (a task call, or a chunk of a `map`), each holding items
+//! with their encoded arguments. Whichever thread makes room — a caller submitting work, or the
+//! manager receiving results — moves units from the queue to workers ([`State::dispatch`]). Each
+//! worker gets at most a *window* of items at a time: one item for tasks that take a while (so an
+//! idle worker is never left waiting while another holds work), up to [`MAX_WINDOW`] for tiny
+//! ones (so a worker never waits for the next message), sized from the measured time per item.
+//!
+//! Batches are encoded under the state lock and queued on the worker's [`Link`]; they are sent
+//! after the lock is released, in order, so that a worker busy with a long task never blocks the
+//! pool's lock on a full socket.
+//!
+//! The manager thread waits on every worker's result channel at once. A result is handed to the
+//! item's sink. A closed channel means the worker ended: if it died, the item it was running (its
+//! [`Progress`] cell says which) fails with the cause, the items it held go back to the front of
+//! the queue, and a replacement is started.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use ipc_channel::ipc::{IpcReceiverSet, IpcSelectionResult};
+
+use super::result::Sink;
+use super::worker::{self, FromWorker, Item, Progress, State as Running, ToWorker, WorkerConfig};
+use crate::StartMethod;
+use crate::children::Child;
+use crate::codec;
+use crate::current;
+use crate::error::{PoolError, SpawnError, TaskError};
+use crate::spawn::{self, Extras, Job, Work};
+use crate::sys::ExitStatus;
+use crate::wire::{self, Bytes};
+
+/// The most items a worker holds at once.
+const MAX_WINDOW: usize = 1024;
+/// How much work, in time, a worker's window should hold.
+const WINDOW_TARGET_NANOS: f64 = 2_000_000.0;
+/// How many workers in a row may die before finishing any item before the pool gives up.
+const STARTUP_DEATHS_PER_PROCESS: usize = 3;
+
+/// What a pool is configured with.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) processes: usize,
+    pub(crate) method: StartMethod,
+    pub(crate) initializer: Option<(String, Vec<u8>)>,
+    pub(crate) max_tasks: Option<u64>,
+    pub(crate) task_timeout: Option<Duration>,
+}
+
+/// One item waiting to run or running.
+pub(crate) struct Pending {
+    id: u64,
+    payload: Vec<u8>,
+    sink: Arc<dyn Sink>,
+    index: usize,
+}
+
+impl Pending {
+    fn fail(self, error: TaskError) {
+        self.sink.deliver(self.index, Err(error));
+    }
+}
+
+/// What a caller submits: one unit of work (a task call, or a chunk of a map).
+pub(crate) struct Request {
+    pub(crate) task: &'static str,
+    /// `(encoded (task, args), index in the sink)` of each item.
+    pub(crate) items: Vec<(Vec<u8>, usize)>,
+    pub(crate) sink: Arc<dyn Sink>,
+}
+
+struct Unit {
+    task: &'static str,
+    items: VecDeque<Pending>,
+}
+
+/// The sending side of a worker's inbox, with the batches waiting to be sent on it.
+struct Link {
+    sender: wire::Sender,
+    outbox: Mutex<VecDeque<Vec<u8>>>,
+    sending: Mutex<()>,
+}
+
+impl Link {
+    fn push(&self, batch: Vec<u8>) {
+        lock(&self.outbox).push_back(batch);
+    }
+
+    /// Sends what is queued, in order. Whoever holds `sending` sends; a caller that finds it
+    /// taken leaves its batch to that holder, who looks again after letting go.
+    fn flush(&self) {
+        loop {
+            let Ok(_sending) = self.sending.try_lock() else {
+                return;
+            };
+            while let Some(batch) = lock(&self.outbox).pop_front() {
+                // A send fails only if the worker is gone; its death is handled on its result
+                // channel, which puts its items back in the queue.
+                let _ = self.sender.send(Bytes(batch));
+            }
+            drop(_sending);
+            if lock(&self.outbox).is_empty() {
+                return;
+            }
+        }
+    }
+}
+
+struct Worker {
+    /// The id of its result channel in the manager's receiver set.
+    key: u64,
+    child: Arc<Child>,
+    link: Arc<Link>,
+    progress: Progress,
+    in_flight: VecDeque<Unit>,
+    in_flight_items: usize,
+    units_assigned: u64,
+    /// `max_tasks_per_child`: the worker exits after this many units.
+    max_tasks: Option<u64>,
+    killed_for_timeout: bool,
+    stopping: bool,
+    finished_any: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Running,
+    Closed,
+    Terminated,
+}
+
+pub(crate) struct State {
+    next_id: u64,
+    queue: VecDeque<Unit>,
+    workers: Vec<Worker>,
+    /// Workers being started outside the lock.
+    starting: usize,
+    phase: Phase,
+    /// Set when the pool cannot run anything any more: its initializer failed, or workers die
+    /// before doing anything. Every item gets this error.
+    broken: Option<TaskError>,
+    /// Items submitted whose outcome has not been delivered.
+    outstanding: usize,
+    /// Mean time per item, for the window.
+    nanos_per_item: f64,
+    startup_deaths: usize,
+}
+
+/// What the pool and its manager share.
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    /// Signalled when the manager thread has stopped.
+    stopped: Condvar,
+    config: Config,
+    /// Wakes the manager: closing, terminating.
+    wake: Mutex<wire::Sender>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A started worker, before it joins the pool.
+struct Started {
+    child: Arc<Child>,
+    reports: wire::Receiver,
+    link: Arc<Link>,
+    progress: Progress,
+}
+
+fn start_worker(config: &Config) -> Result<Started, SpawnError> {
+    let (inbox, inbox_rx) = wire::channel().map_err(|e| SpawnError::os("create a channel", e))?;
+    let progress = Progress::new();
+    let worker_config = WorkerConfig {
+        initializer: config.initializer.clone(),
+        max_tasks: config.max_tasks,
+    };
+    let payload = codec::encode(&(&worker::pool_worker, &worker_config)).map_err(|source| {
+        SpawnError::Encode {
+            task: worker::WORKER_TASK,
+            source,
+        }
+    })?;
+    let job = Job {
+        method: config.method,
+        identity: current::next_child("PoolWorker", None, true),
+        work: Work::Encoded {
+            task: worker::WORKER_TASK,
+            payload,
+        },
+        extras: Extras {
+            inbox: Some(inbox_rx),
+            shared: Some(progress.share()),
+        },
+    };
+    let spawned = spawn::spawn(job)?;
+    let link = Arc::new(Link {
+        sender: inbox,
+        outbox: Mutex::new(VecDeque::new()),
+        sending: Mutex::new(()),
+    });
+    Ok(Started {
+        child: spawned.child,
+        reports: spawned.reports,
+        link,
+        progress,
+    })
+}
+
+impl Shared {
+    /// Starts the workers and the manager thread.
+    pub(crate) fn start(
+        config: Config,
+    ) -> Result<(Arc<Shared>, std::thread::JoinHandle<()>), PoolError> {
+        let mut set = IpcReceiverSet::new().map_err(|e| PoolError::Spawn(e.to_string()))?;
+        let (wake, wake_rx) = wire::channel().map_err(|e| PoolError::Spawn(e.to_string()))?;
+        let wake_key = set
+            .add(wake_rx)
+            .map_err(|e| PoolError::Spawn(e.to_string()))?;
+        let mut workers = Vec::with_capacity(config.processes);
+        for _ in 0..config.processes {
+            let started = start_worker(&config).map_err(|e| PoolError::Spawn(e.to_string()))?;
+            let worker = Worker::new(&mut set, started, config.max_tasks);
+            workers.push(worker.map_err(|e| PoolError::Spawn(e.to_string()))?);
+        }
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                next_id: 1,
+                queue: VecDeque::new(),
+                workers,
+                starting: 0,
+                phase: Phase::Running,
+                broken: None,
+                outstanding: 0,
+                nanos_per_item: 0.0,
+                startup_deaths: 0,
+            }),
+            stopped: Condvar::new(),
+            config,
+            wake: Mutex::new(wake),
+        });
+        let manager = Arc::clone(&shared);
+        let handle = std::thread::Builder::new()
+            .name("process-tasks-pool".to_owned())
+            .spawn(move || manager.run(set, wake_key))
+            .map_err(|e| PoolError::Spawn(e.to_string()))?;
+        Ok((shared, handle))
+    }
+
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Queues units of work and hands them to workers with room.
+    pub(crate) fn submit(&self, requests: Vec<Request>) -> Result<(), PoolError> {
+        let links = {
+            let mut state = lock(&self.state);
+            match state.phase {
+                Phase::Running => {}
+                Phase::Closed => return Err(PoolError::Closed),
+                Phase::Terminated => return Err(PoolError::Terminated),
+            }
+            for request in requests {
+                let Request { task, items, sink } = request;
+                let items: VecDeque<Pending> = items
+                    .into_iter()
+                    .map(|(payload, index)| {
+                        state.next_id += 1;
+                        Pending {
+                            id: state.next_id,
+                            payload,
+                            sink: Arc::clone(&sink),
+                            index,
+                        }
+                    })
+                    .collect();
+                if let Some(error) = &state.broken {
+                    let error = error.clone();
+                    items.into_iter().for_each(|item| item.fail(error.clone()));
+                    continue;
+                }
+                state.outstanding += items.len();
+                state.queue.push_back(Unit { task, items });
+            }
+            state.dispatch()
+        };
+        links.iter().for_each(|link| link.flush());
+        Ok(())
+    }
+
+    /// Takes no more work; the manager stops the workers once the queue is done.
+    pub(crate) fn close(&self) {
+        let mut state = lock(&self.state);
+        if state.phase == Phase::Running {
+            state.phase = Phase::Closed;
+        }
+        drop(state);
+        self.wake();
+    }
+
+    /// Kills the workers and fails every item not finished.
+    pub(crate) fn terminate(&self) {
+        let mut state = lock(&self.state);
+        state.phase = Phase::Terminated;
+        for worker in &state.workers {
+            let _ = worker.child.signal(libc::SIGKILL);
+        }
+        let mut failed = Vec::new();
+        for worker in &mut state.workers {
+            failed.extend(worker.in_flight.drain(..).flat_map(|unit| unit.items));
+            worker.in_flight_items = 0;
+        }
+        failed.extend(state.queue.drain(..).flat_map(|unit| unit.items));
+        state.outstanding -= failed.len();
+        drop(state);
+        for item in failed {
+            item.fail(TaskError::Terminated);
+        }
+        self.wake();
+    }
+
+    pub(crate) fn worker_pids(&self) -> Vec<u32> {
+        lock(&self.state)
+            .workers
+            .iter()
+            .map(|w| w.child.pid() as u32)
+            .collect()
+    }
+
+    /// Whether `join` may wait: the pool was closed or terminated.
+    pub(crate) fn is_running(&self) -> bool {
+        lock(&self.state).phase == Phase::Running
+    }
+
+    fn wake(&self) {
+        let _ = lock(&self.wake).send(Bytes(Vec::new()));
+    }
+
+    /// Waits until the manager thread has stopped.
+    pub(crate) fn wait_stopped(&self) {
+        let mut state = lock(&self.state);
+        while !state.is_finished() {
+            state = self
+                .stopped
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// The manager thread.
+    fn run(self: Arc<Self>, mut set: IpcReceiverSet, wake_key: u64) {
+        loop {
+            let timeout = lock(&self.state).next_check(&self.config);
+            let events = match timeout {
+                None => set.select().unwrap_or_default(),
+                Some(timeout) => set.try_select_timeout(timeout).unwrap_or_default(),
+            };
+            let mut dead = Vec::new();
+            let mut state = lock(&self.state);
+            for event in events {
+                match event {
+                    IpcSelectionResult::MessageReceived(key, _) if key == wake_key => {}
+                    IpcSelectionResult::MessageReceived(key, message) => {
+                        let bytes = message.to::<Bytes>().map(|bytes| bytes.0);
+                        state.on_message(key, bytes.as_deref().ok());
+                    }
+                    IpcSelectionResult::ChannelClosed(key) => {
+                        if let Some(index) = state.workers.iter().position(|w| w.key == key) {
+                            dead.push(state.workers.swap_remove(index));
+                        }
+                    }
+                }
+            }
+            for worker in dead {
+                state.on_death(worker, &self.config);
+            }
+            state.enforce_timeout(&self.config);
+            if state.phase == Phase::Terminated {
+                for worker in &state.workers {
+                    let _ = worker.child.signal(libc::SIGKILL);
+                }
+            }
+            let mut links = state.dispatch();
+            links.extend(state.stop_idle_workers());
+            let wanted = state.wanted_workers(&self.config);
+            let to_start = wanted.saturating_sub(state.workers.len() + state.starting);
+            state.starting += to_start;
+            let finished = state.is_finished();
+            drop(state);
+            links.iter().for_each(|link| link.flush());
+            for _ in 0..to_start {
+                self.replace_worker(&mut set);
+            }
+            if finished {
+                self.stopped.notify_all();
+                return;
+            }
+        }
+    }
+
+    /// Starts one worker (outside the lock) and adds it to the pool.
+    fn replace_worker(&self, set: &mut IpcReceiverSet) {
+        let started = start_worker(&self.config);
+        let mut state = lock(&self.state);
+        state.starting -= 1;
+        let links = match started
+            .map_err(|e| e.to_string())
+            .and_then(|s| Worker::new(set, s, self.config.max_tasks).map_err(|e| e.to_string()))
+        {
+            Ok(worker) => {
+                state.workers.push(worker);
+                state.dispatch()
+            }
+            Err(reason) => {
+                if state.workers.is_empty() && state.starting == 0 {
+                    state.break_pool(TaskError::Pool(PoolError::Spawn(reason)));
+                }
+                Vec::new()
+            }
+        };
+        drop(state);
+        links.iter().for_each(|link| link.flush());
+    }
+}
+
+impl Worker {
+    fn new(
+        set: &mut IpcReceiverSet,
+        started: Started,
+        max_tasks: Option<u64>,
+    ) -> std::io::Result<Self> {
+        let key = set.add(started.reports)?;
+        Ok(Worker {
+            key,
+            child: started.child,
+            link: started.link,
+            progress: started.progress,
+            in_flight: VecDeque::new(),
+            in_flight_items: 0,
+            units_assigned: 0,
+            max_tasks,
+            killed_for_timeout: false,
+            stopping: false,
+            finished_any: false,
+        })
+    }
+
+    fn accepts_work(&self) -> bool {
+        !self.stopping && !self.killed_for_timeout
+    }
+}
+
+impl State {
+    fn is_finished(&self) -> bool {
+        self.phase != Phase::Running
+            && self.outstanding == 0
+            && self.workers.is_empty()
+            && self.starting == 0
+    }
+
+    /// How many items a worker may hold.
+    fn window(&self) -> usize {
+        if self.nanos_per_item <= 0.0 {
+            return 1;
+        }
+        ((WINDOW_TARGET_NANOS / self.nanos_per_item) as usize).clamp(1, MAX_WINDOW)
+    }
+
+    /// Moves queued units to workers with room; returns the links to flush.
+    fn dispatch(&mut self) -> Vec<Arc<Link>> {
+        let mut links = Vec::new();
+        if self.phase == Phase::Terminated || self.queue.is_empty() {
+            return links;
+        }
+        let window = self.window();
+        // Least loaded first, so that with a window of one every idle worker gets a unit.
+        let mut order: Vec<usize> = (0..self.workers.len()).collect();
+        order.sort_by_key(|&i| self.workers[i].in_flight_items);
+        for i in order {
+            if self.queue.is_empty() {
+                break;
+            }
+            let worker = &mut self.workers[i];
+            if !worker.accepts_work() {
+                continue;
+            }
+            let mut units = Vec::new();
+            let mut items = worker.in_flight_items;
+            while let Some(front) = self.queue.front() {
+                if items >= window && items > 0 {
+                    break;
+                }
+                if worker
+                    .quota_left()
+                    .is_some_and(|left| left <= units.len() as u64)
+                {
+                    break;
+                }
+                items += front.items.len();
+                units.push(self.queue.pop_front().expect("front exists"));
+            }
+            if units.is_empty() {
+                continue;
+            }
+            match encode_batch(&units) {
+                Ok(batch) => {
+                    worker.link.push(batch);
+                    worker.units_assigned += units.len() as u64;
+                    worker.in_flight_items = items;
+                    worker.in_flight.extend(units);
+                    links.push(Arc::clone(&worker.link));
+                }
+                Err(error) => {
+                    // Cannot happen for well-formed items; fail them rather than lose them.
+                    for item in units.into_iter().flat_map(|u| u.items) {
+                        self.outstanding -= 1;
+                        item.fail(TaskError::Encode(error.to_string()));
+                    }
+                }
+            }
+        }
+        links
+    }
+
+    /// A message on worker `key`'s result channel (`None`: it did not decode at all).
+    fn on_message(&mut self, key: u64, bytes: Option<&[u8]>) {
+        let Some(index) = self.workers.iter().position(|w| w.key == key) else {
+            return;
+        };
+        let message = bytes.and_then(|bytes| codec::decode_borrowed::<FromWorker<'_>>(bytes).ok());
+        match message {
+            Some(FromWorker::Results { items, busy_nanos }) => {
+                if !items.is_empty() {
+                    let per_item = busy_nanos as f64 / items.len() as f64;
+                    self.nanos_per_item = if self.nanos_per_item <= 0.0 {
+                        per_item
+                    } else {
+                        0.8 * self.nanos_per_item + 0.2 * per_item
+                    };
+                }
+                let worker = &mut self.workers[index];
+                worker.finished_any = true;
+                for (id, report) in items {
+                    match worker.pop_front_item(id) {
+                        Some(item) => {
+                            self.outstanding -= 1;
+                            item.sink.deliver(item.index, Ok(report.to_vec()));
+                        }
+                        None => {
+                            // A result for an item it does not hold: the worker is confused.
+                            // Kill it; its items go to another worker.
+                            let _ = worker.child.signal(libc::SIGKILL);
+                            break;
+                        }
+                    }
+                }
+                self.startup_deaths = 0;
+            }
+            Some(FromWorker::InitializerFailed(reason)) => {
+                self.break_pool(TaskError::InitializerFailed(reason));
+            }
+            None => {
+                // Corrupt bytes from a worker: never trusted, never a hang. The worker is killed
+                // and its items go to another.
+                let _ = self.workers[index].child.signal(libc::SIGKILL);
+            }
+        }
+    }
+
+    /// A worker's result channel closed: it ended. Reap it, fail the item it was running, put
+    /// the rest back at the front of the queue.
+    fn on_death(&mut self, mut worker: Worker, config: &Config) {
+        let status = reap(&worker.child);
+        let running = match worker.progress.state() {
+            Running::Running { id, .. } => Some(id),
+            _ => None,
+        };
+        let mut back = Vec::new();
+        for unit in worker.in_flight.drain(..) {
+            let Unit { task, items } = unit;
+            let mut keep = VecDeque::new();
+            for item in items {
+                if Some(item.id) == running {
+                    self.outstanding -= 1;
+                    let error = match config.task_timeout {
+                        Some(limit) if worker.killed_for_timeout => TaskError::Timeout { limit },
+                        _ => TaskError::WorkerDied {
+                            pid: worker.child.pid() as u32,
+                            status: describe(status),
+                        },
+                    };
+                    item.fail(error);
+                } else {
+                    keep.push_back(item);
+                }
+            }
+            if !keep.is_empty() {
+                back.push(Unit { task, items: keep });
+            }
+        }
+        for unit in back.into_iter().rev() {
+            self.queue.push_front(unit);
+        }
+        let clean_exit = matches!(status, Some(ExitStatus::Exited(0)));
+        if !worker.finished_any
+            && running.is_none()
+            && !clean_exit
+            && self.phase != Phase::Terminated
+        {
+            self.startup_deaths += 1;
+            if self.startup_deaths >= STARTUP_DEATHS_PER_PROCESS * config.processes {
+                self.break_pool(TaskError::Pool(PoolError::Spawn(format!(
+                    "{} workers in a row died before running any task (the last {})",
+                    self.startup_deaths,
+                    describe(status)
+                ))));
+            }
+        }
+        if self.phase == Phase::Terminated {
+            let failed: Vec<Pending> = self.queue.drain(..).flat_map(|unit| unit.items).collect();
+            self.outstanding -= failed.len();
+            failed
+                .into_iter()
+                .for_each(|item| item.fail(TaskError::Terminated));
+        }
+    }
+
+    /// Fails everything and refuses what comes: the pool cannot run tasks.
+    fn break_pool(&mut self, error: TaskError) {
+        self.broken = Some(error.clone());
+        let mut failed: Vec<Pending> = self.queue.drain(..).flat_map(|unit| unit.items).collect();
+        for worker in &mut self.workers {
+            failed.extend(worker.in_flight.drain(..).flat_map(|unit| unit.items));
+            worker.in_flight_items = 0;
+            let _ = worker.child.signal(libc::SIGKILL);
+        }
+        self.outstanding -= failed.len();
+        failed.into_iter().for_each(|item| item.fail(error.clone()));
+    }
+
+    /// Kills workers whose current item has run longer than the task timeout.
+    fn enforce_timeout(&mut self, config: &Config) {
+        let Some(limit) = config.task_timeout else {
+            return;
+        };
+        let now = worker::monotonic_nanos();
+        for worker in &mut self.workers {
+            if let Running::Running { started_nanos, .. } = worker.progress.state() {
+                if !worker.killed_for_timeout
+                    && now.saturating_sub(started_nanos) > limit.as_nanos() as u64
+                {
+                    worker.killed_for_timeout = true;
+                    let _ = worker.child.signal(libc::SIGKILL);
+                }
+            }
+        }
+    }
+
+    /// How long the manager may sleep before it must check the timeout again.
+    fn next_check(&self, config: &Config) -> Option<Duration> {
+        let limit = config.task_timeout?;
+        let now = worker::monotonic_nanos();
+        self.workers
+            .iter()
+            .filter(|w| !w.in_flight.is_empty())
+            .map(|w| match w.progress.state() {
+                Running::Running { started_nanos, .. } => {
+                    let deadline = started_nanos + limit.as_nanos() as u64;
+                    Duration::from_nanos(deadline.saturating_sub(now)) + Duration::from_millis(1)
+                }
+                _ => limit,
+            })
+            .min()
+    }
+
+    /// Once nothing is left to do in a closed pool, tells every worker to stop.
+    fn stop_idle_workers(&mut self) -> Vec<Arc<Link>> {
+        if self.phase != Phase::Closed || self.outstanding != 0 {
+            return Vec::new();
+        }
+        let Ok(stop) = codec::encode(&ToWorker::Stop) else {
+            return Vec::new();
+        };
+        self.workers
+            .iter_mut()
+            .filter(|w| !w.stopping)
+            .map(|w| {
+                w.stopping = true;
+                w.link.push(stop.clone());
+                Arc::clone(&w.link)
+            })
+            .collect()
+    }
+
+    /// How many workers the pool should have now.
+    fn wanted_workers(&self, config: &Config) -> usize {
+        match self.phase {
+            _ if self.broken.is_some() => 0,
+            Phase::Terminated => 0,
+            Phase::Closed if self.outstanding == 0 => 0,
+            _ => config.processes,
+        }
+    }
+}
+
+impl Worker {
+    /// How many more units this worker may be given under `max_tasks_per_child`.
+    fn quota_left(&self) -> Option<u64> {
+        self.max_tasks
+            .map(|max| max.saturating_sub(self.units_assigned))
+    }
+
+    /// Takes the oldest item it holds, which must be `id`.
+    fn pop_front_item(&mut self, id: u64) -> Option<Pending> {
+        let unit = self.in_flight.front_mut()?;
+        if unit.items.front()?.id != id {
+            return None;
+        }
+        let item = unit.items.pop_front();
+        if unit.items.is_empty() {
+            self.in_flight.pop_front();
+        }
+        self.in_flight_items -= 1;
+        item
+    }
+}
+
+/// Encodes a batch: the distinct task names, and each item with the index of its name.
+fn encode_batch(units: &[Unit]) -> Result<Vec<u8>, codec::EncodeError> {
+    let mut names: Vec<&str> = Vec::new();
+    let mut items = Vec::with_capacity(units.iter().map(|u| u.items.len()).sum());
+    for unit in units {
+        let task = match names.iter().position(|name| *name == unit.task) {
+            Some(index) => index,
+            None => {
+                names.push(unit.task);
+                names.len() - 1
+            }
+        } as u32;
+        items.extend(unit.items.iter().map(|item| Item {
+            id: item.id,
+            task,
+            payload: &item.payload,
+        }));
+    }
+    codec::encode(&ToWorker::Batch {
+        names,
+        items,
+        units: units.len() as u64,
+    })
+}
+
+/// Waits for a worker whose result channel closed; it is exiting. One that lingers is killed.
+fn reap(child: &Child) -> Option<ExitStatus> {
+    match child.wait_until(Some(Instant::now() + Duration::from_secs(5))) {
+        Ok(Some(status)) => Some(status),
+        _ => {
+            let _ = child.signal(libc::SIGKILL);
+            child.wait().ok()
+        }
+    }
+}
+
+fn describe(status: Option<ExitStatus>) -> String {
+    match status {
+        Some(ExitStatus::Exited(code)) => format!("exited with code {code}"),
+        Some(ExitStatus::Signaled(signal)) => {
+            format!(
+                "was killed by signal {signal} ({})",
+                crate::error::signal_name(signal)
+            )
+        }
+        None => "ended, how is unknown".to_owned(),
+    }
+}

@@ -1,0 +1,540 @@
+//! A pool of long-lived worker processes (Python's `multiprocessing.Pool`), where one task that
+//! crashes its worker fails alone.
+
+mod manager;
+mod result;
+mod worker;
+
+use std::num::NonZeroUsize;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub use result::{AsyncResult, MapResult};
+
+use manager::{Config, Request, Shared};
+use result::{Collector, Sink, Slot};
+
+use crate::StartMethod;
+use crate::codec;
+use crate::error::{PoolError, TaskError};
+use crate::start_method::get_start_method;
+use crate::task::Task;
+
+/// A pool of worker processes that run tasks (Python's `multiprocessing.Pool`).
+///
+/// Workers are daemon children named `PoolWorker-N`. Each runs any registered task, one after the
+/// other, for as long as the pool lives (or `max_tasks_per_child` tasks): no process is started
+/// per task.
+///
+/// ```
+/// use process_runtime::prelude::*;
+///
+/// #[process_task]
+/// fn double(x: u64) -> u64 {
+///     x * 2
+/// }
+///
+/// let pool = Pool::new(2)?;
+/// assert_eq!(pool.apply(double, 21)?, 42);
+/// let pending = pool.apply_async(double, 5)?;
+/// assert_eq!(pool.map(double, 0..5)?, [0, 2, 4, 6, 8]);
+/// assert_eq!(pending.get()?, 10);
+/// pool.close();
+/// pool.join()?;
+/// # Ok::<(), process_runtime::Error>(())
+/// ```
+///
+/// # Failures stay with their task
+///
+/// A task that panics fails with [`TaskError::Panicked`]; its worker goes on. A worker that dies
+/// while running a task (a segfault, an abort, `exit`, a `SIGKILL`, or a kill for exceeding
+/// `task_timeout`) fails that task only, with [`TaskError::WorkerDied`] or
+/// [`TaskError::Timeout`]: the pool starts a replacement, and every other task's result is
+/// delivered. (Python's `Pool` hangs in this case; `concurrent.futures` breaks the whole pool.)
+/// When the worker died in the middle of a chunk of a `map`, the items of that chunk it had
+/// already finished are run again by another worker, since their results died with it.
+///
+/// # Ending
+///
+/// [`close`](Pool::close) then [`join`](Pool::join) lets the submitted work finish;
+/// [`terminate`](Pool::terminate) kills the workers and fails what was not finished. Dropping a
+/// pool closes and joins it: nothing submitted is lost. The workers die with the pool's process
+/// even if it is killed.
+pub struct Pool {
+    shared: Arc<Shared>,
+    manager: Mutex<Option<JoinHandle<()>>>,
+    chunksize: Option<usize>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("processes", &self.shared.config().processes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Options of a [`Pool`], made by [`Pool::builder`].
+#[derive(Debug, Clone, Default)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct PoolBuilder {
+    processes: Option<usize>,
+    start_method: Option<StartMethod>,
+    initializer: Option<Result<(String, Vec<u8>), String>>,
+    max_tasks_per_child: Option<u64>,
+    chunksize: Option<usize>,
+    task_timeout: Option<Duration>,
+}
+
+impl PoolBuilder {
+    /// How many workers (Python's `processes`). The default is the number of CPUs available to
+    /// this process. Zero is an error.
+    pub fn processes(mut self, processes: usize) -> Self {
+        self.processes = Some(processes);
+        self
+    }
+
+    /// How the workers are started; the default is [`get_start_method`].
+    pub fn start_method(mut self, method: StartMethod) -> Self {
+        self.start_method = Some(method);
+        self
+    }
+
+    /// A task each worker runs once, with `args`, before it takes any work (Python's
+    /// `initializer` and `initargs`): to open a connection, load a model, set a global. If it
+    /// fails, the pool fails every task with [`TaskError::InitializerFailed`] instead of
+    /// starting workers forever.
+    pub fn initializer<T: Task>(mut self, task: T, args: T::Args) -> Self {
+        self.initializer = Some(
+            codec::encode(&(&task, &args))
+                .map(|payload| (T::NAME.to_owned(), payload))
+                .map_err(|error| error.to_string()),
+        );
+        self
+    }
+
+    /// Replaces each worker after it has run this many tasks (a chunk of a map counts as one),
+    /// as Python's `maxtasksperchild` does: a cure for leaks. By default workers live as long as
+    /// the pool.
+    pub fn max_tasks_per_child(mut self, tasks: u64) -> Self {
+        self.max_tasks_per_child = Some(tasks);
+        self
+    }
+
+    /// How many items of a `map`, `map_async` or `starmap` go to a worker at once. The default
+    /// is Python's: the input's length divided by four times the number of workers, rounded up.
+    /// `imap` and `imap_unordered` use 1 unless this is set.
+    pub fn chunksize(mut self, chunksize: usize) -> Self {
+        self.chunksize = Some(chunksize);
+        self
+    }
+
+    /// Kills a worker whose task runs longer than this; the task fails with
+    /// [`TaskError::Timeout`] and a new worker takes the worker's place.
+    pub fn task_timeout(mut self, timeout: Duration) -> Self {
+        self.task_timeout = Some(timeout);
+        self
+    }
+
+    /// Starts the workers.
+    ///
+    /// # Errors
+    ///
+    /// [`PoolError`] if the options are invalid (no processes, a zero `chunksize` or
+    /// `max_tasks_per_child`), the initializer's arguments do not encode, or a worker cannot be
+    /// started.
+    pub fn build(self) -> Result<Pool, PoolError> {
+        let processes = match self.processes {
+            Some(0) => return Err(PoolError::NoProcesses),
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
+        };
+        if self.chunksize == Some(0) {
+            return Err(PoolError::Invalid("chunksize must be at least 1"));
+        }
+        if self.max_tasks_per_child == Some(0) {
+            return Err(PoolError::Invalid("max_tasks_per_child must be at least 1"));
+        }
+        let initializer = self.initializer.transpose().map_err(PoolError::Encode)?;
+        let config = Config {
+            processes,
+            method: self.start_method.unwrap_or_else(get_start_method),
+            initializer,
+            max_tasks: self.max_tasks_per_child,
+            task_timeout: self.task_timeout,
+        };
+        let (shared, manager) = Shared::start(config)?;
+        Ok(Pool {
+            shared,
+            manager: Mutex::new(Some(manager)),
+            chunksize: self.chunksize,
+        })
+    }
+}
+
+impl Pool {
+    /// A pool of `processes` workers with the default options (Python's `Pool(processes)`).
+    ///
+    /// # Errors
+    ///
+    /// [`PoolError::NoProcesses`] for 0; [`PoolError::Spawn`] if a worker cannot start.
+    pub fn new(processes: usize) -> Result<Pool, PoolError> {
+        Pool::builder().processes(processes).build()
+    }
+
+    /// The options of a pool.
+    pub fn builder() -> PoolBuilder {
+        PoolBuilder::default()
+    }
+
+    /// The number of workers.
+    pub fn processes(&self) -> usize {
+        self.shared.config().processes
+    }
+
+    /// The pids of the workers running now. A worker that dies or retires is replaced by one with
+    /// a new pid.
+    pub fn worker_pids(&self) -> Vec<u32> {
+        self.shared.worker_pids()
+    }
+
+    /// Runs `task` with `args` on a worker and waits for its value (Python's `apply`).
+    ///
+    /// # Errors
+    ///
+    /// [`TaskError`]: the task failed, or the pool refused it.
+    pub fn apply<T: Task>(&self, task: T, args: T::Args) -> Result<T::Output, TaskError> {
+        self.apply_async(task, args)?.get()
+    }
+
+    /// Submits `task` with `args` and returns at once (Python's `apply_async`); the result is
+    /// read from the [`AsyncResult`].
+    ///
+    /// # Errors
+    ///
+    /// [`PoolError`] if the pool is closed or terminated. A failure of the task itself, even
+    /// of encoding its argument, is in the `AsyncResult`.
+    pub fn apply_async<T: Task>(
+        &self,
+        task: T,
+        args: T::Args,
+    ) -> Result<AsyncResult<T::Output>, PoolError> {
+        let slot = Arc::new(Slot::default());
+        match codec::encode(&(&task, &args)) {
+            Ok(payload) => {
+                let sink: Arc<dyn Sink> = slot.clone();
+                self.shared.submit(vec![Request {
+                    task: T::NAME,
+                    items: vec![(payload, 0)],
+                    sink,
+                }])?;
+            }
+            Err(error) => slot.deliver(0, Err(TaskError::Encode(error.to_string()))),
+        }
+        Ok(AsyncResult::new(slot))
+    }
+
+    /// Runs `task` on every item of `inputs` and returns the values in input order (Python's
+    /// `map`). A task with several arguments takes tuples (Python's `starmap`).
+    ///
+    /// # Errors
+    ///
+    /// The first failure in input order; use [`imap`](Pool::imap) to get every item's outcome.
+    pub fn map<T, I>(&self, task: T, inputs: I) -> Result<Vec<T::Output>, TaskError>
+    where
+        T: Task,
+        I: IntoIterator<Item = T::Args>,
+    {
+        self.map_async(task, inputs)?.get()
+    }
+
+    /// [`map`](Pool::map) for tasks of several arguments, each item a tuple (Python's
+    /// `starmap`). The same as `map`, under Python's name.
+    ///
+    /// # Errors
+    ///
+    /// As for [`map`](Pool::map).
+    pub fn starmap<T, I>(&self, task: T, inputs: I) -> Result<Vec<T::Output>, TaskError>
+    where
+        T: Task,
+        I: IntoIterator<Item = T::Args>,
+    {
+        self.map(task, inputs)
+    }
+
+    /// Submits `task` on every item of `inputs` and returns at once (Python's `map_async`).
+    ///
+    /// # Errors
+    ///
+    /// [`PoolError`] if the pool is closed or terminated.
+    pub fn map_async<T, I>(&self, task: T, inputs: I) -> Result<MapResult<T::Output>, PoolError>
+    where
+        T: Task,
+        I: IntoIterator<Item = T::Args>,
+    {
+        let collector = Arc::new(Collector::default());
+        let mut payloads = Vec::new();
+        let mut input = inputs.into_iter();
+        let mut input_failure = None;
+        loop {
+            match next_input(&mut input) {
+                None => break,
+                Some(Ok(args)) => payloads.push(codec::encode(&(&task, &args))),
+                Some(Err(reason)) => {
+                    input_failure = Some(reason);
+                    break;
+                }
+            }
+        }
+        let len = payloads.len() + usize::from(input_failure.is_some());
+        let chunksize = self
+            .chunksize
+            .unwrap_or_else(|| python_chunksize(payloads.len(), self.processes()));
+        let mut requests = Vec::new();
+        let mut index = 0;
+        let mut chunk = Vec::new();
+        for payload in payloads {
+            match payload {
+                Ok(payload) => chunk.push((payload, index)),
+                Err(error) => collector.deliver(index, Err(TaskError::Encode(error.to_string()))),
+            }
+            index += 1;
+            if chunk.len() == chunksize {
+                requests.push(Request {
+                    task: T::NAME,
+                    items: std::mem::take(&mut chunk),
+                    sink: collector.clone(),
+                });
+            }
+        }
+        if !chunk.is_empty() {
+            requests.push(Request {
+                task: T::NAME,
+                items: chunk,
+                sink: collector.clone(),
+            });
+        }
+        if let Some(reason) = input_failure {
+            collector.deliver(index, Err(TaskError::Input(reason)));
+        }
+        self.shared.submit(requests)?;
+        Ok(MapResult::new(collector, len))
+    }
+
+    /// Runs `task` on every item of `inputs`, yielding each outcome in input order as soon as it
+    /// and the ones before it are done (Python's `imap`). The input is read lazily, with a
+    /// bounded number of items in flight, so it may be endless.
+    ///
+    /// # Errors
+    ///
+    /// [`PoolError`] if the pool is closed or terminated; each item's failure is in its own
+    /// `Result`.
+    pub fn imap<T, I>(&self, task: T, inputs: I) -> Result<Imap<'_, T, I::IntoIter>, PoolError>
+    where
+        T: Task,
+        I: IntoIterator<Item = T::Args>,
+    {
+        self.imap_with_order(task, inputs, true)
+    }
+
+    /// As [`imap`](Pool::imap), yielding outcomes in the order they finish (Python's
+    /// `imap_unordered`).
+    ///
+    /// # Errors
+    ///
+    /// As for [`imap`](Pool::imap).
+    pub fn imap_unordered<T, I>(
+        &self,
+        task: T,
+        inputs: I,
+    ) -> Result<Imap<'_, T, I::IntoIter>, PoolError>
+    where
+        T: Task,
+        I: IntoIterator<Item = T::Args>,
+    {
+        self.imap_with_order(task, inputs, false)
+    }
+
+    fn imap_with_order<T, I>(
+        &self,
+        task: T,
+        inputs: I,
+        ordered: bool,
+    ) -> Result<Imap<'_, T, I::IntoIter>, PoolError>
+    where
+        T: Task,
+        I: IntoIterator<Item = T::Args>,
+    {
+        if !self.shared.is_running() {
+            return Err(PoolError::Closed);
+        }
+        let chunksize = self.chunksize.unwrap_or(1);
+        Ok(Imap {
+            pool: self,
+            task,
+            input: Some(inputs.into_iter()),
+            collector: Arc::new(Collector::default()),
+            submitted: 0,
+            yielded: 0,
+            chunksize,
+            limit: (self.processes() * chunksize * 4).max(1024),
+            ordered,
+        })
+    }
+
+    /// Takes no more work (Python's `close`); what was submitted still runs.
+    pub fn close(&self) {
+        self.shared.close();
+    }
+
+    /// Kills the workers at once (Python's `terminate`); every task not finished fails with
+    /// [`TaskError::Terminated`]. Returns when the workers are gone.
+    pub fn terminate(&self) {
+        self.shared.terminate();
+        self.wait_manager();
+    }
+
+    /// Waits for the submitted work to finish and the workers to exit (Python's `join`).
+    ///
+    /// # Errors
+    ///
+    /// [`PoolError::StillRunning`] unless [`close`](Pool::close) or
+    /// [`terminate`](Pool::terminate) was called first, as in Python.
+    pub fn join(&self) -> Result<(), PoolError> {
+        if self.shared.is_running() {
+            return Err(PoolError::StillRunning);
+        }
+        self.wait_manager();
+        Ok(())
+    }
+
+    fn wait_manager(&self) {
+        self.shared.wait_stopped();
+        let handle = self
+            .manager
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.shared.close();
+        self.wait_manager();
+    }
+}
+
+/// Python's default chunk size for `map`: `len / (4 * processes)`, rounded up.
+fn python_chunksize(len: usize, processes: usize) -> usize {
+    len.div_ceil(4 * processes.max(1)).max(1)
+}
+
+/// The next input item; a panic while producing it becomes an error for that item.
+fn next_input<I: Iterator>(input: &mut I) -> Option<Result<I::Item, String>> {
+    match catch_unwind(AssertUnwindSafe(|| input.next())) {
+        Ok(item) => item.map(Ok),
+        Err(payload) => Some(Err(crate::panic::message_of(payload.as_ref()))),
+    }
+}
+
+/// The outcomes of [`Pool::imap`] and [`Pool::imap_unordered`]: one `Result` per input item.
+pub struct Imap<'p, T: Task, I> {
+    pool: &'p Pool,
+    task: T,
+    /// `None` once the input is exhausted (or failed).
+    input: Option<I>,
+    collector: Arc<Collector>,
+    submitted: usize,
+    yielded: usize,
+    chunksize: usize,
+    limit: usize,
+    ordered: bool,
+}
+
+impl<T: Task, I> std::fmt::Debug for Imap<'_, T, I> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Imap")
+            .field("task", &T::NAME)
+            .field("submitted", &self.submitted)
+            .field("yielded", &self.yielded)
+            .field("ordered", &self.ordered)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Task, I: Iterator<Item = T::Args>> Imap<'_, T, I> {
+    /// Reads and submits input until `limit` items are in flight or the input ends.
+    fn top_up(&mut self) {
+        while self.submitted - self.yielded < self.limit {
+            let Some(input) = self.input.as_mut() else {
+                return;
+            };
+            let mut items = Vec::with_capacity(self.chunksize);
+            while items.len() < self.chunksize {
+                match next_input(input) {
+                    None => {
+                        self.input = None;
+                        break;
+                    }
+                    Some(Ok(args)) => {
+                        match codec::encode(&(&self.task, &args)) {
+                            Ok(payload) => items.push((payload, self.submitted)),
+                            Err(error) => self
+                                .collector
+                                .deliver(self.submitted, Err(TaskError::Encode(error.to_string()))),
+                        }
+                        self.submitted += 1;
+                    }
+                    Some(Err(reason)) => {
+                        self.collector
+                            .deliver(self.submitted, Err(TaskError::Input(reason)));
+                        self.submitted += 1;
+                        self.input = None;
+                        break;
+                    }
+                }
+            }
+            if items.is_empty() {
+                continue;
+            }
+            let indexes: Vec<usize> = items.iter().map(|(_, index)| *index).collect();
+            let request = Request {
+                task: T::NAME,
+                items,
+                sink: self.collector.clone(),
+            };
+            if let Err(error) = self.pool.shared.submit(vec![request]) {
+                for index in indexes {
+                    self.collector
+                        .deliver(index, Err(TaskError::Pool(error.clone())));
+                }
+            }
+        }
+    }
+}
+
+impl<T: Task, I: Iterator<Item = T::Args>> Iterator for Imap<'_, T, I> {
+    type Item = Result<T::Output, TaskError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.top_up();
+        if self.yielded == self.submitted {
+            return None;
+        }
+        let delivery = if self.ordered {
+            self.collector
+                .take(self.yielded, None)
+                .expect("no deadline")
+        } else {
+            self.collector.take_any().1
+        };
+        self.yielded += 1;
+        Some(result::decode(delivery))
+    }
+}

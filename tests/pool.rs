@@ -1,0 +1,542 @@
+//! The process pool under every start method: the submission calls, ordering, failure
+//! containment, worker replacement, closing and terminating.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use process_runtime::prelude::*;
+use process_runtime::{PoolError, TaskError};
+use serde::{Deserialize, Serialize, Serializer};
+
+use common::wait_until;
+
+per_start_method!(
+    apply_and_apply_async_return_values,
+    map_keeps_the_order_of_ten_thousand_items,
+    imap_unordered_yields_the_same_multiset,
+    starmap_takes_tuples,
+    empty_input_gives_empty_results,
+    a_panic_fails_its_task_alone,
+    a_worker_killing_itself_fails_exactly_that_item,
+    each_kind_of_worker_death_is_named,
+    get_timeout_returns_not_ready_and_the_task_completes,
+    max_tasks_per_child_replaces_workers,
+    terminate_with_ten_thousand_pending_returns_promptly,
+    dropping_the_pool_finishes_submitted_work,
+    task_timeout_kills_only_the_slow_task,
+    initializer_runs_once_in_each_worker,
+    a_failing_initializer_fails_tasks_instead_of_respawning,
+    workers_are_named_pool_worker_n,
+    imap_streams_before_the_input_ends,
+    a_panicking_input_fails_that_item,
+    an_argument_that_does_not_encode_fails_that_item,
+    close_refuses_work_and_join_needs_close,
+);
+
+fn pool(method: StartMethod, processes: usize) -> Pool {
+    Pool::builder()
+        .processes(processes)
+        .start_method(method)
+        .build()
+        .expect("start the pool")
+}
+
+#[process_task]
+fn double(x: u64) -> u64 {
+    x * 2
+}
+
+#[process_task]
+fn add(a: i64, b: i64) -> i64 {
+    a + b
+}
+
+#[process_task]
+fn pid_of_worker() -> u32 {
+    std::process::id()
+}
+
+#[process_task]
+fn sleep_ms(millis: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(millis));
+    millis
+}
+
+fn apply_and_apply_async_return_values(method: StartMethod) {
+    let pool = pool(method, 2);
+    assert_eq!(pool.apply(double, 21).unwrap(), 42);
+    let pending: Vec<_> = (0..10)
+        .map(|i| pool.apply_async(double, i).unwrap())
+        .collect();
+    let values: Vec<u64> = pending.into_iter().map(|r| r.get().unwrap()).collect();
+    assert_eq!(values, (0..10).map(|i| i * 2).collect::<Vec<_>>());
+
+    let one = pool.apply_async(sleep_ms, 50).unwrap();
+    one.wait();
+    assert!(one.ready());
+    assert_eq!(one.successful(), Some(true));
+    assert_eq!(one.get().unwrap(), 50);
+
+    let mapped = pool.map_async(double, vec![1, 2, 3]).unwrap();
+    mapped.wait();
+    assert!(mapped.ready());
+    assert_eq!(mapped.get().unwrap(), [2, 4, 6]);
+    pool.close();
+    pool.join().unwrap();
+}
+
+fn map_keeps_the_order_of_ten_thousand_items(method: StartMethod) {
+    let pool = pool(method, 2);
+    let doubled = pool.map(double, 0..10_000).unwrap();
+    assert_eq!(doubled, (0..10_000).map(|i| i * 2).collect::<Vec<u64>>());
+    let ordered: Vec<u64> = pool
+        .imap(double, 0..10_000)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(ordered, doubled);
+}
+
+fn imap_unordered_yields_the_same_multiset(method: StartMethod) {
+    let pool = pool(method, 3);
+    let mut got: Vec<u64> = pool
+        .imap_unordered(double, 0..2_000)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    got.sort_unstable();
+    assert_eq!(got, (0..2_000).map(|i| i * 2).collect::<Vec<u64>>());
+}
+
+fn starmap_takes_tuples(method: StartMethod) {
+    let pool = pool(method, 2);
+    assert_eq!(
+        pool.starmap(add, vec![(1, 2), (3, 4), (5, 6)]).unwrap(),
+        [3, 7, 11]
+    );
+    assert_eq!(
+        pool.map(add, (0..4).map(|i| (i, 10))).unwrap(),
+        [10, 11, 12, 13]
+    );
+}
+
+fn empty_input_gives_empty_results(method: StartMethod) {
+    let pool = pool(method, 1);
+    assert!(pool.map(double, Vec::new()).unwrap().is_empty());
+    assert!(pool.starmap(add, Vec::new()).unwrap().is_empty());
+    assert!(
+        pool.map_async(double, 0..0)
+            .unwrap()
+            .get()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(pool.imap(double, 0..0).unwrap().count(), 0);
+    assert_eq!(pool.imap_unordered(double, 0..0).unwrap().count(), 0);
+}
+
+#[process_task]
+fn panic_on(x: u64, bad: u64) -> (u64, u32) {
+    assert!(x != bad, "item {x} is bad");
+    (x, std::process::id())
+}
+
+fn a_panic_fails_its_task_alone(method: StartMethod) {
+    let pool = pool(method, 1);
+    let outcomes: Vec<_> = pool
+        .imap(panic_on, (0..20).map(|x| (x, 7)))
+        .unwrap()
+        .collect();
+    for (x, outcome) in outcomes.iter().enumerate() {
+        match outcome {
+            Ok((got, _)) => assert_eq!(*got, x as u64),
+            Err(TaskError::Panicked(info)) => {
+                assert_eq!(x, 7);
+                assert_eq!(info.message(), "item 7 is bad");
+                assert!(
+                    info.location()
+                        .is_some_and(|l| l.file().ends_with("tests/pool.rs"))
+                );
+            }
+            Err(other) => panic!("item {x}: {other}"),
+        }
+    }
+    // The one worker survived the panic: every successful item ran in the same process.
+    let pids: HashSet<u32> = outcomes
+        .iter()
+        .filter_map(|o| o.as_ref().ok())
+        .map(|(_, pid)| *pid)
+        .collect();
+    assert_eq!(pids.len(), 1);
+}
+
+#[process_task]
+fn kill_self_on(x: u64, bad: u64) -> u64 {
+    if x == bad {
+        // SAFETY-free: a plain kill(2) of this very process.
+        nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL).unwrap();
+    }
+    x
+}
+
+fn a_worker_killing_itself_fails_exactly_that_item(method: StartMethod) {
+    let pool = pool(method, 2);
+    let outcomes: Vec<_> = pool
+        .imap(kill_self_on, (0..1_000).map(|x| (x, 500)))
+        .unwrap()
+        .collect();
+    assert_eq!(outcomes.len(), 1_000);
+    for (x, outcome) in outcomes.into_iter().enumerate() {
+        match outcome {
+            Ok(got) => assert_eq!(got, x as u64),
+            Err(TaskError::WorkerDied { status, .. }) => {
+                assert_eq!(x, 500);
+                assert_eq!(status, "was killed by signal 9 (SIGKILL)");
+            }
+            Err(other) => panic!("item {x}: {other}"),
+        }
+    }
+    // With map, the same crash is the map's error; the pool goes on.
+    let error = pool
+        .map(kill_self_on, (0..100).map(|x| (x, 50)))
+        .unwrap_err();
+    assert!(matches!(error, TaskError::WorkerDied { .. }), "{error}");
+    assert_eq!(pool.map(double, 0..100).unwrap().len(), 100);
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+enum Death {
+    Segfault,
+    Abort,
+    Exit(i32),
+}
+
+#[process_task]
+fn die(how: Death) {
+    match how {
+        Death::Segfault => {
+            // A real invalid write, not raise(SIGSEGV): a forked worker inherits std's SIGSEGV
+            // handler, which ignores a raised signal but not a fault.
+            // SAFETY: none; this faults on purpose, and the worker dying is the point.
+            unsafe { (0x10 as *mut u8).write_volatile(1) };
+        }
+        Death::Abort => std::process::abort(),
+        Death::Exit(code) => std::process::exit(code),
+    }
+}
+
+fn each_kind_of_worker_death_is_named(method: StartMethod) {
+    let pool = pool(method, 2);
+    let cases = [
+        (Death::Segfault, "was killed by signal 11 (SIGSEGV)"),
+        (Death::Abort, "was killed by signal 6 (SIGABRT)"),
+        (Death::Exit(3), "exited with code 3"),
+    ];
+    for (how, expected) in cases {
+        let neighbour = pool.apply_async(sleep_ms, 20).unwrap();
+        match pool.apply(die, how) {
+            Err(TaskError::WorkerDied { status, pid }) => {
+                assert_eq!(status, expected);
+                assert!(pid > 0);
+            }
+            other => panic!("{how:?}: {other:?}"),
+        }
+        assert_eq!(neighbour.get().unwrap(), 20);
+    }
+    assert_eq!(pool.apply(double, 4).unwrap(), 8);
+}
+
+fn get_timeout_returns_not_ready_and_the_task_completes(method: StartMethod) {
+    let pool = pool(method, 1);
+    let mut slow = pool.apply_async(sleep_ms, 500).unwrap();
+    match slow.get_timeout(Duration::from_millis(50)) {
+        Err(TaskError::NotReady { waited }) => assert_eq!(waited, Duration::from_millis(50)),
+        other => panic!("{other:?}"),
+    }
+    assert!(!slow.ready());
+    assert_eq!(slow.get_timeout(common::DEADLINE).unwrap(), 500);
+    assert!(matches!(
+        slow.get_timeout(Duration::ZERO),
+        Err(TaskError::AlreadyTaken)
+    ));
+}
+
+fn max_tasks_per_child_replaces_workers(method: StartMethod) {
+    let pool = Pool::builder()
+        .processes(2)
+        .max_tasks_per_child(1)
+        .start_method(method)
+        .build()
+        .unwrap();
+    let pending: Vec<_> = (0..20)
+        .map(|_| pool.apply_async(pid_of_worker, ()).unwrap())
+        .collect();
+    let pids: HashSet<u32> = pending.into_iter().map(|r| r.get().unwrap()).collect();
+    assert_eq!(pids.len(), 20, "each task ran in a fresh worker");
+
+    let pool = Pool::builder()
+        .processes(2)
+        .max_tasks_per_child(3)
+        .start_method(method)
+        .build()
+        .unwrap();
+    let pids: Vec<u32> = pool.map(pid_of_worker, vec![(); 30]).unwrap();
+    assert_eq!(pids.len(), 30);
+    assert!(pids.iter().collect::<HashSet<_>>().len() >= 10 / 3);
+}
+
+fn terminate_with_ten_thousand_pending_returns_promptly(method: StartMethod) {
+    let pool = pool(method, 2);
+    let pending: Vec<_> = (0..10_000)
+        .map(|_| pool.apply_async(sleep_ms, 1_000).unwrap())
+        .collect();
+    let started = Instant::now();
+    pool.terminate();
+    // Generous: the point is "not 10,000 seconds", not a benchmark.
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "terminate took {:?}",
+        started.elapsed()
+    );
+    for result in pending {
+        assert_eq!(result.get().unwrap_err(), TaskError::Terminated);
+    }
+    assert!(matches!(
+        pool.apply_async(double, 1),
+        Err(PoolError::Terminated)
+    ));
+    pool.join().unwrap();
+}
+
+fn dropping_the_pool_finishes_submitted_work(method: StartMethod) {
+    let pool = pool(method, 2);
+    let pending: Vec<_> = (0..40)
+        .map(|i| pool.apply_async(double, i).unwrap())
+        .collect();
+    let slow = pool.apply_async(sleep_ms, 300).unwrap();
+    drop(pool);
+    // Everything submitted was run, not dropped.
+    assert!(slow.ready());
+    for (i, result) in pending.into_iter().enumerate() {
+        assert_eq!(result.get().unwrap(), 2 * i as u64);
+    }
+    assert_eq!(slow.get().unwrap(), 300);
+}
+
+fn task_timeout_kills_only_the_slow_task(method: StartMethod) {
+    let limit = Duration::from_millis(300);
+    let pool = Pool::builder()
+        .processes(2)
+        .task_timeout(limit)
+        .start_method(method)
+        .build()
+        .unwrap();
+    let slow = pool.apply_async(sleep_ms, 60_000).unwrap();
+    let quick: Vec<_> = (0..20)
+        .map(|i| pool.apply_async(double, i).unwrap())
+        .collect();
+    assert_eq!(slow.get().unwrap_err(), TaskError::Timeout { limit });
+    for (i, result) in quick.into_iter().enumerate() {
+        assert_eq!(result.get().unwrap(), 2 * i as u64);
+    }
+    assert_eq!(pool.apply(double, 5).unwrap(), 10);
+}
+
+static SEED: AtomicU64 = AtomicU64::new(0);
+
+#[process_task]
+fn set_seed(seed: u64) {
+    SEED.fetch_add(seed, Ordering::SeqCst);
+}
+
+#[process_task]
+fn read_seed() -> u64 {
+    SEED.load(Ordering::SeqCst)
+}
+
+fn initializer_runs_once_in_each_worker(method: StartMethod) {
+    let pool = Pool::builder()
+        .processes(2)
+        .initializer(set_seed, 42)
+        .start_method(method)
+        .build()
+        .unwrap();
+    // Run more tasks than workers: the initializer ran once per worker, never per task.
+    assert!(
+        pool.map(read_seed, vec![(); 50])
+            .unwrap()
+            .iter()
+            .all(|&seed| seed == 42)
+    );
+    // The parent's value is untouched.
+    assert_eq!(SEED.load(Ordering::SeqCst), 0);
+}
+
+#[process_task]
+fn failing_initializer() {
+    panic!("no database");
+}
+
+fn a_failing_initializer_fails_tasks_instead_of_respawning(method: StartMethod) {
+    let pool = Pool::builder()
+        .processes(2)
+        .initializer(failing_initializer, ())
+        .start_method(method)
+        .build()
+        .unwrap();
+    match pool.apply(double, 1) {
+        Err(TaskError::InitializerFailed(reason)) => {
+            assert!(reason.contains("no database"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        pool.apply(double, 2),
+        Err(TaskError::InitializerFailed(_))
+    ));
+}
+
+#[process_task]
+fn worker_name() -> String {
+    current_process().name().to_owned()
+}
+
+fn workers_are_named_pool_worker_n(method: StartMethod) {
+    let pool = pool(method, 2);
+    let names: HashSet<String> = pool
+        .map(worker_name, vec![(); 20])
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert!(!names.is_empty());
+    for name in names {
+        let number = name
+            .strip_prefix("PoolWorker-")
+            .unwrap_or_else(|| panic!("{name}"));
+        assert!(number.parse::<u32>().is_ok(), "{name}");
+    }
+    let pids = pool.worker_pids();
+    assert_eq!(pids.len(), 2);
+}
+
+fn imap_streams_before_the_input_ends(method: StartMethod) {
+    let pool = pool(method, 2);
+    // An endless input: imap must read it lazily, with bounded work in flight.
+    let mut results = pool.imap(double, 0..).unwrap();
+    for i in 0..5_000 {
+        assert_eq!(results.next().unwrap().unwrap(), 2 * i);
+    }
+}
+
+fn a_panicking_input_fails_that_item(method: StartMethod) {
+    let pool = pool(method, 2);
+    let input = || {
+        (0..10).map(|i| {
+            if i == 5 {
+                panic!("input {i} cannot be produced")
+            } else {
+                i
+            }
+        })
+    };
+    let outcomes: Vec<_> = pool.imap(double, input()).unwrap().collect();
+    assert_eq!(outcomes.len(), 6);
+    for (i, outcome) in outcomes.iter().take(5).enumerate() {
+        assert_eq!(*outcome.as_ref().unwrap(), 2 * i as u64);
+    }
+    assert_eq!(
+        outcomes[5],
+        Err(TaskError::Input("input 5 cannot be produced".into()))
+    );
+    assert_eq!(
+        pool.map(double, input()).unwrap_err(),
+        TaskError::Input("input 5 cannot be produced".into())
+    );
+    // The pool is fine.
+    assert_eq!(pool.apply(double, 1).unwrap(), 2);
+}
+
+/// A value whose serialization fails for one input.
+#[derive(Debug, Deserialize)]
+struct Picky(u64);
+
+impl Serialize for Picky {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if self.0 == 3 {
+            return Err(serde::ser::Error::custom("three is not allowed"));
+        }
+        serializer.serialize_u64(self.0)
+    }
+}
+
+#[process_task]
+fn unpick(value: Picky) -> u64 {
+    value.0
+}
+
+fn an_argument_that_does_not_encode_fails_that_item(method: StartMethod) {
+    let pool = pool(method, 2);
+    let outcomes: Vec<_> = pool.imap(unpick, (0..6).map(Picky)).unwrap().collect();
+    for (i, outcome) in outcomes.into_iter().enumerate() {
+        match outcome {
+            Ok(value) => assert_eq!(value, i as u64),
+            Err(TaskError::Encode(reason)) => {
+                assert_eq!(i, 3);
+                assert!(reason.contains("three is not allowed"), "{reason}");
+            }
+            Err(other) => panic!("{other}"),
+        }
+    }
+    assert!(matches!(
+        pool.apply(unpick, Picky(3)),
+        Err(TaskError::Encode(_))
+    ));
+}
+
+fn close_refuses_work_and_join_needs_close(method: StartMethod) {
+    let pool = pool(method, 1);
+    assert_eq!(pool.join().unwrap_err(), PoolError::StillRunning);
+    let pending = pool.apply_async(sleep_ms, 100).unwrap();
+    pool.close();
+    assert!(matches!(
+        pool.apply_async(double, 1),
+        Err(PoolError::Closed)
+    ));
+    assert!(matches!(
+        pool.apply(double, 1),
+        Err(TaskError::Pool(PoolError::Closed))
+    ));
+    pool.join().unwrap();
+    assert_eq!(pending.get().unwrap(), 100);
+}
+
+#[test]
+fn a_pool_of_zero_processes_is_an_error() {
+    assert_eq!(Pool::new(0).unwrap_err(), PoolError::NoProcesses);
+    assert!(matches!(
+        Pool::builder().processes(1).chunksize(0).build(),
+        Err(PoolError::Invalid(_))
+    ));
+}
+
+#[test]
+fn default_size_is_the_available_parallelism() {
+    let pool = Pool::builder().build().unwrap();
+    assert_eq!(
+        pool.processes(),
+        std::thread::available_parallelism().unwrap().get()
+    );
+}
+
+#[test]
+fn workers_of_a_dropped_pool_are_gone() {
+    let pool = Pool::new(2).unwrap();
+    let pids = pool.worker_pids();
+    drop(pool);
+    assert!(wait_until(|| pids
+        .iter()
+        .all(|&pid| common::is_reaped(pid))));
+}
