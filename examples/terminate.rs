@@ -5,9 +5,10 @@
 //!
 //! `terminate` sends `SIGTERM`; the child dies wherever it was, without finishing its task. Its
 //! exit code is then -15, "killed by signal 15", in Python's convention. Python's tutorial sleeps
-//! a second to give the child time to die; here `join_timeout` waits for exactly as long as that
-//! takes (at most the second). `join` takes the handle and returns what happened, so after it
-//! there is no handle left to ask `is_alive()`: its result says it instead.
+//! a second to give the child time to die; here `wait_timeout` waits for exactly as long as that
+//! takes (at most the second). `wait` is Python's `join()`: it waits and takes nothing, so the
+//! handle can still be asked `is_alive()`; `join` would also return the task's value (here, the
+//! error saying it was killed).
 //!
 //! Run it with `cargo run --example terminate`.
 
@@ -38,22 +39,21 @@ fn main() -> Result<(), process_runtime::Error> {
     let mut p = task.spawn("neo".to_string())?;
     println!("{}", p.is_alive()); // true
     p.terminate()?; // 直接告诉操作系统，终止子进程
-    // time.sleep(1): wait until it has died, at most a second. The child's end is an error
-    // here: it was killed by signal 15.
-    if let Err(error) = p.join_timeout(Duration::from_secs(1)) {
-        println!("{error}");
-    }
+    // time.sleep(1): wait until it has died, at most a second.
+    p.wait_timeout(Duration::from_secs(1))?;
     println!("{}", p.is_alive()); // 判断子进程是否存活: false
     println!("{:?}", p.exitcode()); // Some(-15)
     println!("主进程 {}", std::process::id());
     println!("主主进程 {}", parent_id());
 
     // Seed 004
-    let p = process_fun.spawn()?;
+    let mut p = process_fun.spawn()?;
     println!("父进程PID:{}", std::process::id());
     sleep(Duration::from_millis(100));
     p.terminate()?; // 无论子进程任务是否完成,立即终止
-    // p.join(): 子进程回收资源 阻塞; its result says the child is no longer alive.
+    p.wait()?; // p.join(): 子进程回收资源 阻塞
+    println!("{}", p.is_alive()); // 查看子进程是否还在执行: false
+    // What `join` says about a child that was terminated:
     if let Err(error) = p.join() {
         println!("{error}, exitcode {:?}", error.exitcode());
     }

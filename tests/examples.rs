@@ -35,11 +35,13 @@ const CHECKED: &[(&str, Check)] = &[
     ("fork_wait", fork_wait),
     ("sync_async", sync_async),
     ("target_call", target_call),
+    ("pool", pool),
+    ("pool_apply", pool_apply),
 ];
 
 /// Examples that come with the pool and the shared-state issues. When one lands, give it a
 /// check in [`CHECKED`] and take it off this list.
-const NOT_YET_CHECKED: &[&str] = &["pool", "pool_apply", "isolation", "components"];
+const NOT_YET_CHECKED: &[&str] = &["isolation", "components"];
 
 /// How long all the examples together may take before the test gives up on them. They need
 /// some 6 s; the rest is for slow, loaded machines.
@@ -461,26 +463,25 @@ fn args_kwargs(run: &Run) {
 fn terminate(run: &Run) {
     // Seed 000's child may print its first line before SIGTERM reaches it, never its last.
     let lines = run.without(&["neo start... {}"]);
-    let (seed_000, seed_004) = lines.split_at(lines.len().min(6));
+    let (seed_000, seed_004) = lines.split_at(lines.len().min(5));
     expect_lines(
         seed_000,
         &[
             "true",
-            "the child was killed by signal 15 (SIGTERM)",
             "false",
             "Some(-15)",
             &format!("主进程 {}", run.pid),
             &format!("主主进程 {}", std::process::id()),
         ],
     );
-    let (parent, child): (Vec<String>, Vec<String>) = seed_004
-        .iter()
-        .cloned()
-        .partition(|line| line.starts_with("父进程") || line.starts_with("the child"));
+    let (parent, child): (Vec<String>, Vec<String>) = seed_004.iter().cloned().partition(|line| {
+        line.starts_with("父进程") || line.starts_with("the child") || line == "false"
+    });
     expect_lines(
         &parent,
         &[
             &format!("父进程PID:{}", run.pid),
+            "false",
             "the child was killed by signal 15 (SIGTERM), exitcode Some(-15)",
             "父进程结束",
         ],
@@ -636,4 +637,40 @@ fn target_call(run: &Run) {
         ],
     );
     assert_ne!(numbers(&run.lines[2])[0], run.pid);
+}
+
+/// Ten tasks on four workers: each task starts, then ends; never more than four run at once.
+fn pool(run: &Run) {
+    assert!(run.status.success(), "{}", run.stderr);
+    let mut running = 0usize;
+    let mut most = 0usize;
+    let mut started = std::collections::BTreeSet::new();
+    let mut ended = std::collections::BTreeSet::new();
+    for line in &run.lines {
+        if let Some(n) = line.strip_prefix("开始执行任务") {
+            let n: u32 = n.parse().unwrap_or_else(|_| panic!("{line:?}"));
+            assert!(started.insert(n), "task {n} started twice");
+            running += 1;
+            most = most.max(running);
+        } else if let Some(n) = line.strip_prefix("结束执行任务") {
+            let n: u32 = n.parse().unwrap_or_else(|_| panic!("{line:?}"));
+            assert!(started.contains(&n), "task {n} ended before it started");
+            assert!(ended.insert(n), "task {n} ended twice");
+            running -= 1;
+        } else {
+            panic!("unexpected line {line:?}");
+        }
+    }
+    assert_eq!(started, (0..10).collect());
+    assert_eq!(ended, (0..10).collect());
+    assert!(most <= 4, "{most} tasks ran at once on a pool of four");
+}
+
+/// Blocking submission: strictly one task after the other.
+fn pool_apply(run: &Run) {
+    assert!(run.status.success(), "{}", run.stderr);
+    let expected: Vec<String> = (0..10)
+        .flat_map(|i| [format!("开始执行任务{i}"), format!("结束执行任务{i}")])
+        .collect();
+    assert_eq!(run.lines, expected);
 }

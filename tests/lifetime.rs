@@ -14,24 +14,32 @@ per_start_method!(
     daemon_is_terminated_when_its_parent_exits,
     daemon_dies_when_its_parent_is_killed,
     parent_waits_for_its_non_daemon_child_at_exit,
+    pool_workers_die_when_the_pool_process_is_killed,
 );
 
 /// Starts the helper and reads the pid of the child it started.
 fn helper(method: StartMethod, mode: &str) -> (Child, u32) {
+    let (helper, pids) = helper_with_children(method, mode, 1);
+    (helper, pids[0])
+}
+
+/// Starts the helper and reads the pids of the `count` children it started.
+fn helper_with_children(method: StartMethod, mode: &str, count: usize) -> (Child, Vec<u32>) {
     let mut helper = Command::new(env!("CARGO_BIN_EXE_pt-helper"))
         .args([method.as_str(), mode])
         .stdout(Stdio::piped())
         .spawn()
         .expect("start the helper");
-    let mut line = String::new();
-    BufReader::new(helper.stdout.take().expect("piped"))
-        .read_line(&mut line)
-        .expect("read");
-    let pid = line
-        .strip_prefix("child ")
-        .and_then(|pid| pid.trim().parse().ok())
-        .unwrap_or_else(|| panic!("the helper said {line:?}"));
-    (helper, pid)
+    let mut lines = BufReader::new(helper.stdout.take().expect("piped")).lines();
+    let pids = (0..count)
+        .map(|_| {
+            let line = lines.next().expect("a line from the helper").expect("read");
+            line.strip_prefix("child ")
+                .and_then(|pid| pid.trim().parse().ok())
+                .unwrap_or_else(|| panic!("the helper said {line:?}"))
+        })
+        .collect();
+    (helper, pids)
 }
 
 fn daemon_is_terminated_when_its_parent_exits(method: StartMethod) {
@@ -60,5 +68,16 @@ fn parent_waits_for_its_non_daemon_child_at_exit(method: StartMethod) {
     assert!(
         is_dead(child),
         "non-daemon child {child} was still running when its parent ended"
+    );
+}
+
+fn pool_workers_die_when_the_pool_process_is_killed(method: StartMethod) {
+    let (mut helper, workers) = helper_with_children(method, "pool-then-wait", 2);
+    assert!(workers.iter().all(|&pid| !is_dead(pid)));
+    helper.kill().expect("SIGKILL the helper");
+    helper.wait().expect("wait for the helper");
+    assert!(
+        wait_until(|| workers.iter().all(|&pid| is_dead(pid))),
+        "pool workers {workers:?} were orphaned"
     );
 }

@@ -30,6 +30,7 @@ per_start_method!(
     hundred_concurrent_children_leave_no_zombie,
     active_children_lists_running_children,
     sentinel_becomes_readable_at_exit,
+    wait_leaves_the_value_for_join,
 );
 
 #[process_task]
@@ -528,4 +529,36 @@ fn sentinel_becomes_readable_at_exit(method: StartMethod) {
         1
     );
     assert!(matches!(p.join(), Err(ProcessError::Killed { signal: 9 })));
+}
+
+fn wait_leaves_the_value_for_join(method: StartMethod) {
+    let mut p = Process::builder(add)
+        .start_method(method)
+        .spawn((2, 2))
+        .unwrap();
+    p.wait().unwrap();
+    assert!(!p.is_alive());
+    assert_eq!(p.exitcode(), Some(0));
+    assert_eq!(p.join().unwrap(), 4);
+
+    let mut forever = Process::builder(sleep_forever)
+        .daemon(true)
+        .start_method(method)
+        .spawn(())
+        .unwrap();
+    assert!(!forever.wait_timeout(Duration::from_millis(100)).unwrap());
+    forever.kill().unwrap();
+    assert!(forever.wait_timeout(common::DEADLINE).unwrap());
+    assert_eq!(forever.exitcode(), Some(-9));
+    assert!(matches!(
+        forever.join(),
+        Err(ProcessError::Killed { signal: 9 })
+    ));
+
+    // A timeout too large for a deadline means no deadline, not a panic.
+    let mut q = Process::builder(add)
+        .start_method(method)
+        .spawn((1, 2))
+        .unwrap();
+    assert_eq!(q.join_timeout(Duration::MAX).unwrap(), Some(3));
 }

@@ -209,6 +209,47 @@ impl<R> Process<R> {
         self.child.pidfd()
     }
 
+    /// Waits for the child to end, without taking its value (Python's `p.join()`, which returns
+    /// nothing): afterwards [`is_alive`](Process::is_alive) is false, [`exitcode`](Process::exitcode)
+    /// is set, and [`join`](Process::join) returns the value at once.
+    ///
+    /// # Errors
+    ///
+    /// Only if waiting itself fails (an OS or IPC error), not for how the child ended: that is
+    /// for `join` to say.
+    pub fn wait(&mut self) -> Result<(), ProcessError> {
+        self.wait_until(None).map(|_| ())
+    }
+
+    /// Waits at most `timeout` for the child to end, without taking its value (Python's
+    /// `p.join(timeout)`); returns whether it has ended.
+    ///
+    /// # Errors
+    ///
+    /// As for [`wait`](Process::wait).
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Result<bool, ProcessError> {
+        self.wait_until(deadline_after(timeout))
+            .map(|status| status.is_some())
+    }
+
+    /// Reads the report (or the end of the channel) and then reaps the child, until `deadline`.
+    /// The report comes first: a child blocked sending a large one would never end if we waited
+    /// for it to end before reading.
+    fn wait_until(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> Result<Option<ExitStatus>, ProcessError> {
+        if !self.receive(deadline)? {
+            return Ok(None);
+        }
+        self.child
+            .wait_until(deadline)
+            .map_err(|source| ProcessError::Os {
+                what: "wait for the child",
+                source,
+            })
+    }
+
     /// Waits for the report until `deadline`; `Ok(false)` if it has not come by then.
     fn receive(&mut self, deadline: Option<Instant>) -> Result<bool, ProcessError> {
         if self.received.is_some() {
@@ -275,26 +316,14 @@ impl<R: serde::de::DeserializeOwned> Process<R> {
     ///
     /// As for [`join`](Process::join).
     pub fn join_timeout(&mut self, timeout: Duration) -> Result<Option<R>, ProcessError> {
-        self.take_result(Some(Instant::now() + timeout))
+        self.take_result(deadline_after(timeout))
     }
 
     fn take_result(&mut self, deadline: Option<Instant>) -> Result<Option<R>, ProcessError> {
         if self.joined {
             return Err(ProcessError::AlreadyJoined);
         }
-        // The report comes first: a child blocked sending a large one would never end if we
-        // waited for it to end before reading.
-        if !self.receive(deadline)? {
-            return Ok(None);
-        }
-        let Some(status) = self
-            .child
-            .wait_until(deadline)
-            .map_err(|source| ProcessError::Os {
-                what: "wait for the child",
-                source,
-            })?
-        else {
+        let Some(status) = self.wait_until(deadline)? else {
             return Ok(None);
         };
         self.joined = true;
@@ -306,6 +335,11 @@ impl<R: serde::de::DeserializeOwned> Process<R> {
             }),
         }
     }
+}
+
+/// The instant `timeout` from now; `None` (no deadline) if that is beyond what `Instant` holds.
+fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
 }
 
 fn decode_report<R: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<R, ProcessError> {
@@ -347,6 +381,12 @@ mod tests {
         );
         let empty = decode_report::<String>(&[]).unwrap_err();
         assert!(matches!(empty, ProcessError::Decode { len: 0, .. }));
+    }
+
+    #[test]
+    fn a_huge_timeout_means_no_deadline() {
+        assert_eq!(deadline_after(Duration::MAX), None);
+        assert!(deadline_after(Duration::from_secs(1)).is_some());
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! Usage: `pt-helper <fork|spawn|forkserver> <mode>` where mode is one of
 //! - `daemon-then-exit`: start a daemon child that sleeps, print `child <pid>`, return from main;
 //! - `daemon-then-wait`: start a daemon child that sleeps, print `child <pid>`, wait to be killed;
-//! - `child-then-exit`: start a non-daemon child that sleeps 500 ms, print `child <pid>`, return.
+//! - `child-then-exit`: start a non-daemon child that sleeps 500 ms, print `child <pid>`, return;
+//! - `pool-then-wait`: start a pool of two workers, print `child <pid>` for each, wait to be killed.
 
 use std::io::Write;
 use std::time::Duration;
@@ -25,6 +26,16 @@ fn main() -> Result<(), process_runtime::Error> {
         other => panic!("unknown start method {other:?}"),
     };
     let mode = args.get(2).map(String::as_str).unwrap_or_default();
+    if mode == "pool-then-wait" {
+        let pool = Pool::builder().processes(2).start_method(method).build()?;
+        for pid in pool.worker_pids() {
+            println!("child {pid}");
+        }
+        std::io::stdout().flush().expect("stdout");
+        loop {
+            std::thread::park();
+        }
+    }
     let (daemon, millis) = match mode {
         "daemon-then-exit" | "daemon-then-wait" => (true, 3_600_000),
         "child-then-exit" => (false, 500),

@@ -121,7 +121,7 @@ impl<R: DeserializeOwned> AsyncResult<R> {
     /// As for [`get`](AsyncResult::get), plus `NotReady`, and [`TaskError::AlreadyTaken`] once
     /// the value was returned.
     pub fn get_timeout(&mut self, timeout: Duration) -> Result<R, TaskError> {
-        self.take(Some(Instant::now() + timeout))
+        self.take(Instant::now().checked_add(timeout))
             .map_err(|error| match error {
                 TaskError::NotReady { .. } => TaskError::NotReady { waited: timeout },
                 other => other,
@@ -170,7 +170,7 @@ impl<R> AsyncResult<R> {
     /// Waits at most `timeout` until the task has finished; returns whether it has.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         self.slot
-            .wait_until(Some(Instant::now() + timeout))
+            .wait_until(Instant::now().checked_add(timeout))
             .is_some()
     }
 }
@@ -306,7 +306,7 @@ impl<R: DeserializeOwned> MapResult<R> {
     /// As for [`get`](MapResult::get), plus `NotReady`, and [`TaskError::AlreadyTaken`] once the
     /// values were returned.
     pub fn get_timeout(&mut self, timeout: Duration) -> Result<Vec<R>, TaskError> {
-        self.take(Some(Instant::now() + timeout))
+        self.take(Instant::now().checked_add(timeout))
             .map_err(|error| match error {
                 TaskError::NotReady { .. } => TaskError::NotReady { waited: timeout },
                 other => other,
