@@ -127,6 +127,24 @@ pub enum SpawnError {
         #[source]
         source: io::Error,
     },
+    /// A `process_global` stayed locked by another thread (or by this one, inside its
+    /// `update`) while its value was to be copied for the child.
+    #[error(
+        "process_global `{name}` stayed locked while it was to be copied for the child; is a process being started inside its `update` or `with`?"
+    )]
+    GlobalBusy {
+        /// The global's name.
+        name: String,
+    },
+    /// The value of a `process_global` did not encode for the child.
+    #[error("the value of process_global `{name}` did not encode")]
+    GlobalEncode {
+        /// The global's name.
+        name: String,
+        /// What the encoder said.
+        #[source]
+        source: EncodeError,
+    },
     /// The child ended before it was ready to run its task.
     #[error("the child ended during startup ({status})")]
     Startup {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use ipc_channel::{IpcError, TryRecvError};
 
+use crate::attach;
 use crate::children::{self, Child};
 use crate::codec;
 use crate::current;
@@ -84,7 +85,7 @@ impl<T: Task> Builder<T> {
             }
             StartMethod::Spawn | StartMethod::ForkServer => Work::Encoded {
                 task: T::NAME,
-                payload: codec::encode(&(&self.task, &args)).map_err(|source| {
+                payload: attach::encode(&(&self.task, &args)).map_err(|source| {
                     SpawnError::Encode {
                         task: T::NAME,
                         source,
@@ -98,6 +99,7 @@ impl<T: Task> Builder<T> {
             identity,
             work,
             extras: Default::default(),
+            globals: Default::default(),
         })?;
         Ok(Process::new(spawned.child, spawned.reports))
     }

@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::attach::{self, Attachments};
 use crate::codec;
 use crate::error::PanicInfo;
 
@@ -54,7 +55,7 @@ pub trait Task: ProcessValue {
 #[derive(Debug)]
 pub struct TaskEntry {
     pub(crate) name: &'static str,
-    pub(crate) run: fn(&[u8]) -> Outcome,
+    pub(crate) run: fn(&[u8], Attachments) -> Outcome,
 }
 
 /// What running a task from its encoded form produced: the encoded report for the parent and the
@@ -128,8 +129,8 @@ pub(crate) fn is_returned(report: &[u8]) -> bool {
 pub(crate) const EXIT_FAILURE: i32 = 1;
 
 /// Decodes `(task, args)`, runs the task under `catch_unwind`, and encodes what happened.
-fn run_encoded<T: Task>(payload: &[u8]) -> Outcome {
-    let report = match codec::decode::<(T, T::Args)>(payload) {
+fn run_encoded<T: Task>(payload: &[u8], shared: Attachments) -> Outcome {
+    let report = match attach::decode::<(T, T::Args)>(payload, shared) {
         Ok((task, args)) => run_caught(task, args),
         Err(error) => Report::Failed(format!(
             "the arguments of task `{}` did not decode: {error}",

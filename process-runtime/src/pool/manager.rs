@@ -20,11 +20,12 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use ipc_channel::ipc::{IpcReceiverSet, IpcSelectionResult};
+use ipc_channel::ipc::{self, IpcReceiverSet, IpcSelectionResult, IpcSender};
 
 use super::result::Sink;
 use super::worker::{self, FromWorker, Item, Progress, State as Running, ToWorker, WorkerConfig};
 use crate::StartMethod;
+use crate::attach::{self, Nested, Payload};
 use crate::children::Child;
 use crate::codec;
 use crate::current;
@@ -45,7 +46,7 @@ const STARTUP_DEATHS_PER_PROCESS: usize = 3;
 pub(crate) struct Config {
     pub(crate) processes: usize,
     pub(crate) method: StartMethod,
-    pub(crate) initializer: Option<(String, Vec<u8>)>,
+    pub(crate) initializer: Option<(String, Nested)>,
     pub(crate) max_tasks: Option<u64>,
     pub(crate) task_timeout: Option<Duration>,
 }
@@ -53,7 +54,7 @@ pub(crate) struct Config {
 /// One item waiting to run or running.
 pub(crate) struct Pending {
     id: u64,
-    payload: Vec<u8>,
+    payload: Payload,
     sink: Arc<dyn Sink>,
     index: usize,
 }
@@ -68,7 +69,7 @@ impl Pending {
 pub(crate) struct Request {
     pub(crate) task: &'static str,
     /// `(encoded (task, args), index in the sink)` of each item.
-    pub(crate) items: Vec<(Vec<u8>, usize)>,
+    pub(crate) items: Vec<(Payload, usize)>,
     pub(crate) sink: Arc<dyn Sink>,
 }
 
@@ -79,13 +80,13 @@ struct Unit {
 
 /// The sending side of a worker's inbox, with the batches waiting to be sent on it.
 struct Link {
-    sender: wire::Sender,
-    outbox: Mutex<VecDeque<Vec<u8>>>,
+    sender: IpcSender<Payload>,
+    outbox: Mutex<VecDeque<Payload>>,
     sending: Mutex<()>,
 }
 
 impl Link {
-    fn push(&self, batch: Vec<u8>) {
+    fn push(&self, batch: Payload) {
         lock(&self.outbox).push_back(batch);
     }
 
@@ -99,7 +100,7 @@ impl Link {
             while let Some(batch) = lock(&self.outbox).pop_front() {
                 // A send fails only if the worker is gone; its death is handled on its result
                 // channel, which puts its items back in the queue.
-                let _ = self.sender.send(Bytes(batch));
+                let _ = self.sender.send(batch);
             }
             drop(_sending);
             if lock(&self.outbox).is_empty() {
@@ -172,13 +173,13 @@ struct Started {
 }
 
 fn start_worker(config: &Config) -> Result<Started, SpawnError> {
-    let (inbox, inbox_rx) = wire::channel().map_err(|e| SpawnError::os("create a channel", e))?;
+    let (inbox, inbox_rx) = ipc::channel().map_err(|e| SpawnError::os("create a channel", e))?;
     let progress = Progress::new();
     let worker_config = WorkerConfig {
         initializer: config.initializer.clone(),
         max_tasks: config.max_tasks,
     };
-    let payload = codec::encode(&(&worker::pool_worker, &worker_config)).map_err(|source| {
+    let payload = attach::encode(&(&worker::pool_worker, &worker_config)).map_err(|source| {
         SpawnError::Encode {
             task: worker::WORKER_TASK,
             source,
@@ -195,6 +196,7 @@ fn start_worker(config: &Config) -> Result<Started, SpawnError> {
             inbox: Some(inbox_rx),
             shared: Some(progress.share()),
         },
+        globals: Default::default(),
     };
     let spawned = spawn::spawn(job)?;
     let link = Arc::new(Link {
@@ -689,7 +691,7 @@ impl State {
             .filter(|w| !w.stopping)
             .map(|w| {
                 w.stopping = true;
-                w.link.push(stop.clone());
+                w.link.push(Payload::plain(stop.clone()));
                 Arc::clone(&w.link)
             })
             .collect()
@@ -728,10 +730,12 @@ impl Worker {
     }
 }
 
-/// Encodes a batch: the distinct task names, and each item with the index of its name.
-fn encode_batch(units: &[Unit]) -> Result<Vec<u8>, codec::EncodeError> {
+/// Encodes a batch: the distinct task names, and each item with the index of its name. The
+/// items' shared memory segments go beside the bytes, in item order.
+fn encode_batch(units: &[Unit]) -> Result<Payload, codec::EncodeError> {
     let mut names: Vec<&str> = Vec::new();
     let mut items = Vec::with_capacity(units.iter().map(|u| u.items.len()).sum());
+    let mut shared = Vec::new();
     for unit in units {
         let task = match names.iter().position(|name| *name == unit.task) {
             Some(index) => index,
@@ -740,16 +744,24 @@ fn encode_batch(units: &[Unit]) -> Result<Vec<u8>, codec::EncodeError> {
                 names.len() - 1
             }
         } as u32;
-        items.extend(unit.items.iter().map(|item| Item {
-            id: item.id,
-            task,
-            payload: &item.payload,
-        }));
+        for item in &unit.items {
+            shared.extend(item.payload.shared.iter().cloned());
+            items.push(Item {
+                id: item.id,
+                task,
+                payload: &item.payload.bytes.0,
+                shared: item.payload.shared.len() as u32,
+            });
+        }
     }
-    codec::encode(&ToWorker::Batch {
+    let bytes = codec::encode(&ToWorker::Batch {
         names,
         items,
         units: units.len() as u64,
+    })?;
+    Ok(Payload {
+        bytes: Bytes(bytes),
+        shared,
     })
 }
 

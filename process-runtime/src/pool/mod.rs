@@ -17,7 +17,7 @@ use manager::{Config, Request, Shared};
 use result::{Collector, Sink, Slot};
 
 use crate::StartMethod;
-use crate::codec;
+use crate::attach::{self, Nested};
 use crate::error::{PoolError, TaskError};
 use crate::start_method::get_start_method;
 use crate::task::Task;
@@ -82,7 +82,7 @@ impl std::fmt::Debug for Pool {
 pub struct PoolBuilder {
     processes: Option<usize>,
     start_method: Option<StartMethod>,
-    initializer: Option<Result<(String, Vec<u8>), String>>,
+    initializer: Option<Result<(String, Nested), String>>,
     max_tasks_per_child: Option<u64>,
     chunksize: Option<usize>,
     task_timeout: Option<Duration>,
@@ -108,8 +108,8 @@ impl PoolBuilder {
     /// starting workers forever.
     pub fn initializer<T: Task>(mut self, task: T, args: T::Args) -> Self {
         self.initializer = Some(
-            codec::encode(&(&task, &args))
-                .map(|payload| (T::NAME.to_owned(), payload))
+            attach::encode(&(&task, &args))
+                .map(|payload| (T::NAME.to_owned(), Nested::from(payload)))
                 .map_err(|error| error.to_string()),
         );
         self
@@ -222,7 +222,7 @@ impl Pool {
         args: T::Args,
     ) -> Result<AsyncResult<T::Output>, PoolError> {
         let slot = Arc::new(Slot::default());
-        match codec::encode(&(&task, &args)) {
+        match attach::encode(&(&task, &args)) {
             Ok(payload) => {
                 let sink: Arc<dyn Sink> = slot.clone();
                 self.shared.submit(vec![Request {
@@ -281,7 +281,7 @@ impl Pool {
         loop {
             match next_input(&mut input) {
                 None => break,
-                Some(Ok(args)) => payloads.push(codec::encode(&(&task, &args))),
+                Some(Ok(args)) => payloads.push(attach::encode(&(&task, &args))),
                 Some(Err(reason)) => {
                     input_failure = Some(reason);
                     break;
@@ -483,7 +483,7 @@ impl<T: Task, I: Iterator<Item = T::Args>> Imap<'_, T, I> {
                         break;
                     }
                     Some(Ok(args)) => {
-                        match codec::encode(&(&self.task, &args)) {
+                        match attach::encode(&(&self.task, &args)) {
                             Ok(payload) => items.push((payload, self.submitted)),
                             Err(error) => self
                                 .collector

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use ipc_channel::ipc::IpcSharedMemory;
 use serde::{Deserialize, Serialize};
 
+use crate::attach::Nested;
 use crate::child;
 use crate::codec;
 use crate::task::{self, Outcome, Report, encode_report};
@@ -34,7 +35,7 @@ pub(crate) const WORKER_TASK: &str = "process_runtime::pool::worker";
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct WorkerConfig {
     /// A registered task and its encoded `(task, args)`, run once before any work.
-    pub(crate) initializer: Option<(String, Vec<u8>)>,
+    pub(crate) initializer: Option<(String, Nested)>,
     /// End after this many units of work (Python's `maxtasksperchild`).
     pub(crate) max_tasks: Option<u64>,
 }
@@ -62,6 +63,9 @@ pub(crate) struct Item<'a> {
     pub(crate) task: u32,
     #[serde(borrow, with = "serde_bytes_borrowed")]
     pub(crate) payload: &'a [u8],
+    /// How many of the batch's shared memory segments belong to this item (they come in item
+    /// order).
+    pub(crate) shared: u32,
 }
 
 /// From a worker to the pool.
@@ -187,9 +191,9 @@ pub(crate) fn pool_worker(config: WorkerConfig) {
         }
     };
 
-    if let Some((name, payload)) = &config.initializer {
-        let failure = match task::lookup(name) {
-            Ok(entry) => match (entry.run)(payload) {
+    if let Some((name, payload)) = config.initializer {
+        let failure = match task::lookup(&name) {
+            Ok(entry) => match (entry.run)(&payload.bytes, payload.shared) {
                 Outcome { exit_code: 0, .. } => None,
                 // Only the failure variants are decoded, and they do not depend on the
                 // initializer's return type.
@@ -212,6 +216,8 @@ pub(crate) fn pool_worker(config: WorkerConfig) {
     let mut units_done: u64 = 0;
     // Until the pool says stop, or drops its end of the inbox.
     while let Ok(message) = inbox.recv() {
+        let mut shared = message.shared.into_iter();
+        let message = message.bytes;
         let (names, items, units) = match codec::decode_borrowed::<ToWorker<'_>>(&message.0) {
             Ok(ToWorker::Batch {
                 names,
@@ -238,8 +244,9 @@ pub(crate) fn pool_worker(config: WorkerConfig) {
         for item in &items {
             let started = Instant::now();
             progress.start(item.id);
+            let item_shared = shared.by_ref().take(item.shared as usize).collect();
             let outcome = match entries.get(item.task as usize) {
-                Some(Ok(entry)) => (entry.run)(item.payload),
+                Some(Ok(entry)) => (entry.run)(item.payload, item_shared),
                 Some(Err(reason)) => encode_report::<()>(&Report::Failed(reason.clone())),
                 None => {
                     encode_report::<()>(&Report::Failed("a corrupt batch named no task".into()))

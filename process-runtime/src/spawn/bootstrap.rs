@@ -77,7 +77,7 @@ pub(crate) struct Hello {
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Body {
-    Child(Start),
+    Child(Box<Start>),
     ForkServer(ServerStart),
 }
 
@@ -375,7 +375,7 @@ fn become_bootstrapped(value: OsString) -> ! {
         }
     };
     match body {
-        Body::Child(start) => super::exec::run_child(start),
+        Body::Child(start) => super::exec::run_child(*start),
         Body::ForkServer(start) => super::forkserver::serve(start),
     }
 }

@@ -19,12 +19,13 @@ pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
     let launched = bootstrap::launch(Role::Child, Some(task))?;
     let start = Start {
         task: task.to_owned(),
-        payload: crate::wire::Bytes(payload),
+        payload,
         identity: job.identity,
         reports: reports_tx,
         extras: job.extras,
+        globals: job.globals,
     };
-    let (pid, pidfd) = launched.complete(Body::Child(start))?;
+    let (pid, pidfd) = launched.complete(Body::Child(Box::new(start)))?;
     Ok(Started {
         pid,
         pidfd,
@@ -47,7 +48,16 @@ pub(super) fn run_child(start: Start) -> ! {
         identity,
         reports,
         extras,
+        globals,
         ..
     } = start;
-    child::run(identity, reports, extras, move || (entry.run)(&payload.0))
+    child::run(
+        identity,
+        reports,
+        extras,
+        move || match crate::globals::restore(globals) {
+            Ok(()) => (entry.run)(&payload.bytes.0, payload.shared),
+            Err(reason) => crate::task::encode_report::<()>(&crate::task::Report::Failed(reason)),
+        },
+    )
 }

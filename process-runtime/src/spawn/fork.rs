@@ -33,12 +33,13 @@ pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
     let current = current::lock_for_fork();
     let registry = children::lock_for_fork();
     let channels = child::lock_for_fork();
+    let globals = crate::globals::hold_all_for_fork();
     // SAFETY: the only locks the child touches before it runs the task are the ones held right
     // here by this thread, which is the thread the child continues as; the child drops its copies
     // of the guards first thing. What the task itself does after a fork of a multi-threaded
     // parent is the documented risk of this start method.
     let forked = unsafe { sys::fork() };
-    drop((channels, registry, current, stderr, stdout));
+    drop((globals, channels, registry, current, stderr, stdout));
     match forked {
         Err(error) => Err(SpawnError::os("fork", error)),
         Ok(Forked::Child) => {
@@ -53,9 +54,9 @@ pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
             match work {
                 Work::Closure(work) => child::run(identity, reports_tx, extras, work),
                 Work::Encoded { task, payload } => match task::lookup(task) {
-                    Ok(entry) => {
-                        child::run(identity, reports_tx, extras, move || (entry.run)(&payload))
-                    }
+                    Ok(entry) => child::run(identity, reports_tx, extras, move || {
+                        (entry.run)(&payload.bytes.0, payload.shared)
+                    }),
                     Err(_) => sys::exit_now(EXIT_FAILURE),
                 },
             }

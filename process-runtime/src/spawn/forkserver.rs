@@ -89,10 +89,11 @@ pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
     let request = Request {
         start: Start {
             task: task.to_owned(),
-            payload: crate::wire::Bytes(payload),
+            payload,
             identity: job.identity,
             reports: reports_tx,
             extras: job.extras,
+            globals: job.globals,
         },
         parent_pid: std::process::id() as i32,
     };
@@ -226,7 +227,16 @@ fn run_child(request: Request, entry: &'static task::TaskEntry) -> ! {
         identity,
         reports,
         extras,
+        globals,
         ..
     } = start;
-    child::run(identity, reports, extras, move || (entry.run)(&payload.0))
+    child::run(
+        identity,
+        reports,
+        extras,
+        move || match crate::globals::restore(globals) {
+            Ok(()) => (entry.run)(&payload.bytes.0, payload.shared),
+            Err(reason) => crate::task::encode_report::<()>(&crate::task::Report::Failed(reason)),
+        },
+    )
 }

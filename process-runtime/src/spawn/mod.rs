@@ -23,11 +23,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde::{Deserialize, Serialize};
 
 use crate::StartMethod;
+use crate::attach::Payload;
 use crate::children::{self, Child};
 use crate::current::ChildIdentity;
 use crate::error::SpawnError;
+use crate::globals::Snapshot;
 use crate::task::Outcome;
-use crate::wire::{self, Bytes};
+use crate::wire;
 
 /// What to run in the child.
 pub(crate) enum Work {
@@ -35,8 +37,8 @@ pub(crate) enum Work {
     Encoded {
         /// The task's registered name.
         task: &'static str,
-        /// `codec::encode(&(task, args))`.
-        payload: Vec<u8>,
+        /// `(task, args)`, encoded.
+        payload: Payload,
     },
     /// A closure, run in a forked copy of this process (start method `Fork` only): nothing is
     /// encoded on the way in.
@@ -50,7 +52,7 @@ impl std::fmt::Debug for Work {
                 write!(
                     f,
                     "Encoded {{ task: {task}, payload: {} bytes }}",
-                    payload.len()
+                    payload.bytes.0.len()
                 )
             }
             Work::Closure(_) => f.write_str("Closure"),
@@ -66,6 +68,8 @@ pub(crate) struct Job {
     pub(crate) work: Work,
     /// What the child gets besides its arguments.
     pub(crate) extras: Extras,
+    /// The parent's changed `process_global`s, filled in by [`spawn`].
+    pub(crate) globals: Snapshot,
 }
 
 /// What a child can be given besides its arguments, for the runtime's own long-lived children
@@ -73,7 +77,7 @@ pub(crate) struct Job {
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Extras {
     /// A channel to receive more work on.
-    pub(crate) inbox: Option<wire::Receiver>,
+    pub(crate) inbox: Option<ipc_channel::ipc::IpcReceiver<Payload>>,
     /// Memory shared with the parent.
     pub(crate) shared: Option<ipc_channel::ipc::IpcSharedMemory>,
 }
@@ -89,10 +93,12 @@ pub(crate) struct Spawned {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Start {
     pub(crate) task: String,
-    pub(crate) payload: Bytes,
+    pub(crate) payload: Payload,
     pub(crate) identity: ChildIdentity,
     pub(crate) reports: wire::Sender,
     pub(crate) extras: Extras,
+    /// The parent's changed `process_global`s.
+    pub(crate) globals: Snapshot,
 }
 
 type Reply = mpsc::SyncSender<Result<Started, SpawnError>>;
@@ -102,13 +108,18 @@ type Requests = mpsc::Sender<(Job, Reply)>;
 static SPAWNER: Mutex<Option<(u32, Requests)>> = Mutex::new(None);
 
 /// Starts a child as `job` says. Refused in a daemon.
-pub(crate) fn spawn(job: Job) -> Result<Spawned, SpawnError> {
+pub(crate) fn spawn(mut job: Job) -> Result<Spawned, SpawnError> {
     if crate::current::is_daemon() {
         return Err(SpawnError::DaemonCannotHaveChildren);
     }
     // Before any fork: a forked child must find the hook installed (see `panic`).
     crate::panic::install_hook();
     let (name, daemon) = (job.identity.name.clone(), job.identity.daemon);
+    // A forked child has the values already; any other needs them sent, as they are now.
+    job.globals = match job.method {
+        StartMethod::Fork => Snapshot::default(),
+        StartMethod::Spawn | StartMethod::ForkServer => crate::globals::snapshot()?,
+    };
     let (reply_tx, reply_rx) = mpsc::sync_channel(1);
     spawner()?
         .send((job, reply_tx))

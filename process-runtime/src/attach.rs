@@ -1,0 +1,243 @@
+//! Shared memory that travels beside encoded values.
+//!
+//! A shared object ([`Value`](crate::Value), [`Lock`](crate::Lock), [`Queue`](crate::Queue), …)
+//! lives in a memory segment (a memfd, through ipc-channel's `IpcSharedMemory`). When one is part
+//! of a task's arguments, its `Serialize` impl cannot put the segment into the bytes: it hands
+//! the segment to [`collecting`], which gathers it into a list, and writes only its index in that
+//! list. The list travels beside the bytes in the same ipc-channel message, which passes the
+//! segments as file descriptors; on the other side [`providing`] makes the received list
+//! available while the bytes decode, and the object's `Deserialize` impl takes its segment back
+//! by index.
+//!
+//! A segment has no name in the file system: when the last process that maps it exits, however
+//! it exits, the kernel frees it. Nothing can leak.
+//!
+//! Outside these two contexts a shared object refuses to serialize, with an error that says
+//! where it can go.
+
+use std::cell::RefCell;
+
+use ipc_channel::ipc::IpcSharedMemory;
+use serde::de::Error as _;
+use serde::ser::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::codec::{self, DecodeError, EncodeError};
+
+thread_local! {
+    static OUTGOING: RefCell<Option<Vec<IpcSharedMemory>>> = const { RefCell::new(None) };
+    static INCOMING: RefCell<Option<Vec<Option<IpcSharedMemory>>>> = const { RefCell::new(None) };
+}
+
+/// Shared memory segments, in the order the encoded bytes refer to them.
+pub(crate) type Attachments = Vec<IpcSharedMemory>;
+
+/// Runs `f` (which encodes), gathering the segments of the shared objects it serializes.
+pub(crate) fn collecting<R>(f: impl FnOnce() -> R) -> (R, Attachments) {
+    let outer = OUTGOING.with(|out| out.borrow_mut().replace(Vec::new()));
+    let result = f();
+    let gathered = OUTGOING.with(|out| std::mem::replace(&mut *out.borrow_mut(), outer));
+    (result, gathered.unwrap_or_default())
+}
+
+/// Runs `f` (which decodes) with `attachments` available to the shared objects it deserializes.
+pub(crate) fn providing<R>(attachments: Attachments, f: impl FnOnce() -> R) -> R {
+    let list = attachments.into_iter().map(Some).collect();
+    let outer = INCOMING.with(|inc| inc.borrow_mut().replace(list));
+    let result = f();
+    INCOMING.with(|inc| *inc.borrow_mut() = outer);
+    result
+}
+
+/// An encoded value and the segments its bytes refer to.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct Payload {
+    pub(crate) bytes: crate::wire::Bytes,
+    pub(crate) shared: Attachments,
+}
+
+impl Payload {
+    /// A payload that refers to no segment.
+    pub(crate) fn plain(bytes: Vec<u8>) -> Self {
+        Payload {
+            bytes: crate::wire::Bytes(bytes),
+            shared: Vec::new(),
+        }
+    }
+}
+
+/// A [`Payload`] inside an encoded value (a pool's initializer inside a worker's start): its
+/// segments join the outer value's attachments instead of needing a message of their own.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Nested {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) shared: Attachments,
+}
+
+impl From<Payload> for Nested {
+    fn from(payload: Payload) -> Self {
+        Nested {
+            bytes: payload.bytes.0,
+            shared: payload.shared,
+        }
+    }
+}
+
+impl Serialize for Nested {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let mut tuple = serializer.serialize_tuple(2)?;
+        tuple.serialize_element(&crate::wire::Bytes(self.bytes.clone()))?;
+        tuple.serialize_element(&Segments(&self.shared))?;
+        tuple.end()
+    }
+}
+
+/// Serializes segments by index through [`serialize_segment`].
+struct Segments<'a>(&'a [IpcSharedMemory]);
+
+impl Serialize for Segments<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        for segment in self.0 {
+            seq.serialize_element(&Segment(segment))?;
+        }
+        seq.end()
+    }
+}
+
+struct Segment<'a>(&'a IpcSharedMemory);
+
+impl Serialize for Segment<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serialize_segment(self.0, serializer)
+    }
+}
+
+/// A segment received by index through [`deserialize_segment`].
+struct Received(IpcSharedMemory);
+
+impl<'de> Deserialize<'de> for Received {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserialize_segment(deserializer).map(Received)
+    }
+}
+
+impl<'de> Deserialize<'de> for Nested {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (bytes, shared): (crate::wire::Bytes, Vec<Received>) =
+            Deserialize::deserialize(deserializer)?;
+        Ok(Nested {
+            bytes: bytes.0,
+            shared: shared.into_iter().map(|r| r.0).collect(),
+        })
+    }
+}
+
+/// Encodes `value` and gathers the segments of the shared objects in it.
+pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Payload, EncodeError> {
+    let (bytes, shared) = collecting(|| codec::encode(value));
+    Ok(Payload {
+        bytes: crate::wire::Bytes(bytes?),
+        shared,
+    })
+}
+
+/// Decodes a `T` whose shared objects take their segments from `attachments`.
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    attachments: Attachments,
+) -> Result<T, DecodeError> {
+    providing(attachments, || codec::decode(bytes))
+}
+
+/// For a shared object's `Serialize`: hands `segment` over to travel beside the bytes and writes
+/// its index.
+pub(crate) fn serialize_segment<S: Serializer>(
+    segment: &IpcSharedMemory,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let index = OUTGOING.with(|out| {
+        out.borrow_mut().as_mut().map(|list| {
+            list.push(segment.clone());
+            list.len() - 1
+        })
+    });
+    match index {
+        Some(index) => (index as u32).serialize(serializer),
+        None => Err(S::Error::custom(
+            "a shared object can only be sent to another process as (part of) a task's arguments or in a process_global",
+        )),
+    }
+}
+
+/// For a shared object's `Deserialize`: takes the segment whose index comes next in the bytes.
+pub(crate) fn deserialize_segment<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<IpcSharedMemory, D::Error> {
+    let index = u32::deserialize(deserializer)? as usize;
+    INCOMING
+        .with(|inc| {
+            inc.borrow_mut()
+                .as_mut()
+                .and_then(|list| list.get_mut(index))
+                .and_then(Option::take)
+        })
+        .ok_or_else(|| {
+            D::Error::custom(format!(
+                "shared memory segment {index} is missing from the message"
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in for a shared object.
+    #[derive(Debug)]
+    struct Shared(IpcSharedMemory);
+
+    impl Serialize for Shared {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serialize_segment(&self.0, serializer)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Shared {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserialize_segment(deserializer).map(Shared)
+        }
+    }
+
+    #[test]
+    fn segments_travel_beside_the_bytes() {
+        let value = (
+            7_u32,
+            Shared(IpcSharedMemory::from_bytes(b"abc")),
+            Shared(IpcSharedMemory::from_bytes(b"xyz")),
+        );
+        let payload = encode(&value).unwrap();
+        assert_eq!(payload.shared.len(), 2);
+        let (n, a, b): (u32, Shared, Shared) = decode(&payload.bytes.0, payload.shared).unwrap();
+        assert_eq!((n, &a.0[..], &b.0[..]), (7, &b"abc"[..], &b"xyz"[..]));
+    }
+
+    #[test]
+    fn outside_a_message_a_shared_object_does_not_encode() {
+        let error = codec::encode(&Shared(IpcSharedMemory::from_bytes(b"abc"))).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("can only be sent to another process"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_missing_segment_is_a_decode_error() {
+        let payload = encode(&Shared(IpcSharedMemory::from_bytes(b"abc"))).unwrap();
+        assert!(decode::<Shared>(&payload.bytes.0, Vec::new()).is_err());
+    }
+}
