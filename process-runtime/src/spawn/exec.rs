@@ -2,7 +2,6 @@
 
 use super::bootstrap::{self, Body, Role};
 use super::{Job, Start, Started, Work};
-use crate::child;
 use crate::error::SpawnError;
 use crate::sys;
 use crate::task::{self, EXIT_FAILURE};
@@ -43,21 +42,5 @@ pub(super) fn run_child(start: Start) -> ! {
         // Checked before the handshake; unreachable unless the table changed under us.
         sys::exit_now(EXIT_FAILURE);
     };
-    let Start {
-        payload,
-        identity,
-        reports,
-        extras,
-        globals,
-        ..
-    } = start;
-    child::run(
-        identity,
-        reports,
-        extras,
-        move || match crate::globals::restore(globals) {
-            Ok(()) => (entry.run)(&payload.bytes.0, payload.shared),
-            Err(reason) => crate::task::encode_report::<()>(&crate::task::Report::Failed(reason)),
-        },
-    )
+    start.run(entry)
 }

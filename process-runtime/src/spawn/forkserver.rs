@@ -31,7 +31,6 @@ use serde::{Deserialize, Serialize};
 
 use super::bootstrap::{self, Body, Role};
 use super::{Job, Start, Started, Work};
-use crate::child;
 use crate::error::SpawnError;
 use crate::sys::{self, Forked, ThreadRecords};
 use crate::task::{self, EXIT_FAILURE, Lookup};
@@ -222,21 +221,5 @@ fn run_child(request: Request, entry: &'static task::TaskEntry) -> ! {
             sys::exit_now(EXIT_FAILURE);
         }
     }
-    let Start {
-        payload,
-        identity,
-        reports,
-        extras,
-        globals,
-        ..
-    } = start;
-    child::run(
-        identity,
-        reports,
-        extras,
-        move || match crate::globals::restore(globals) {
-            Ok(()) => (entry.run)(&payload.bytes.0, payload.shared),
-            Err(reason) => crate::task::encode_report::<()>(&crate::task::Report::Failed(reason)),
-        },
-    )
+    start.run(entry)
 }

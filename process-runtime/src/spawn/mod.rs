@@ -101,6 +101,32 @@ pub(crate) struct Start {
     pub(crate) globals: Snapshot,
 }
 
+impl Start {
+    /// Runs the task this `Start` describes, in the child it was sent to: installs the parent's
+    /// globals, then decodes the arguments and runs `entry`.
+    pub(crate) fn run(self, entry: &'static crate::task::TaskEntry) -> ! {
+        let Start {
+            payload,
+            identity,
+            reports,
+            extras,
+            globals,
+            ..
+        } = self;
+        crate::child::run(
+            identity,
+            reports,
+            extras,
+            move || match crate::globals::restore(globals) {
+                Ok(()) => (entry.run)(&payload.bytes.0, payload.shared),
+                Err(reason) => {
+                    crate::task::encode_report::<()>(&crate::task::Report::Failed(reason))
+                }
+            },
+        )
+    }
+}
+
 type Reply = mpsc::SyncSender<Result<Started, SpawnError>>;
 type Requests = mpsc::Sender<(Job, Reply)>;
 
