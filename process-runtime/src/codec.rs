@@ -42,6 +42,16 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Encode
     Ok(bincode::serde::encode_to_vec(value, CONFIG)?)
 }
 
+/// Encodes `value` at the end of `out`. On failure, `out` may hold part of the value: truncate it
+/// back.
+pub(crate) fn encode_into<T: Serialize + ?Sized>(
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    bincode::serde::encode_into_std_write(value, out, CONFIG)?;
+    Ok(())
+}
+
 /// Decodes a `T` that must fill `bytes` exactly.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
     let (value, read) = bincode::serde::decode_from_slice(bytes, CONFIG)?;

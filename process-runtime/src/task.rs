@@ -55,7 +55,9 @@ pub trait Task: ProcessValue {
 #[derive(Debug)]
 pub struct TaskEntry {
     pub(crate) name: &'static str,
-    pub(crate) run: fn(&[u8], Attachments) -> Outcome,
+    /// Decodes `(task, args)` from the bytes and segments, runs the task, appends the encoded
+    /// [`Report`] to the buffer, and returns the exit code a child should end with.
+    pub(crate) run: fn(&[u8], Attachments, &mut Vec<u8>) -> i32,
 }
 
 /// What running a task from its encoded form produced: the encoded report for the parent and the
@@ -64,6 +66,15 @@ pub struct TaskEntry {
 pub(crate) struct Outcome {
     pub(crate) report: Vec<u8>,
     pub(crate) exit_code: i32,
+}
+
+impl TaskEntry {
+    /// Runs the task from its encoded `(task, args)` into a fresh report.
+    pub(crate) fn run_to_outcome(&self, payload: &[u8], shared: Attachments) -> Outcome {
+        let mut report = Vec::new();
+        let exit_code = (self.run)(payload, shared, &mut report);
+        Outcome { report, exit_code }
+    }
 }
 
 impl TaskEntry {
@@ -129,7 +140,7 @@ pub(crate) fn is_returned(report: &[u8]) -> bool {
 pub(crate) const EXIT_FAILURE: i32 = 1;
 
 /// Decodes `(task, args)`, runs the task under `catch_unwind`, and encodes what happened.
-fn run_encoded<T: Task>(payload: &[u8], shared: Attachments) -> Outcome {
+fn run_encoded<T: Task>(payload: &[u8], shared: Attachments, out: &mut Vec<u8>) -> i32 {
     let report = match attach::decode::<(T, T::Args)>(payload, shared) {
         Ok((task, args)) => run_caught(task, args),
         Err(error) => Report::Failed(format!(
@@ -137,7 +148,7 @@ fn run_encoded<T: Task>(payload: &[u8], shared: Attachments) -> Outcome {
             T::NAME
         )),
     };
-    encode_report(&report)
+    encode_report_into(&report, out)
 }
 
 /// Runs `task` in this process, turning a panic into [`Report::Panicked`].
@@ -151,22 +162,28 @@ pub(crate) fn run_caught<T: Task>(task: T, args: T::Args) -> Report<T::Output> {
 /// Encodes a report, falling back to a [`Report::Failed`] when the returned value does not
 /// encode (a hand-written `Serialize` may fail).
 pub(crate) fn encode_report<R: Serialize>(report: &Report<R>) -> Outcome {
-    let exit_code = match report {
-        Report::Returned(_) => 0,
-        Report::Panicked(_) | Report::Failed(_) => EXIT_FAILURE,
-    };
-    match codec::encode(report) {
-        Ok(bytes) => Outcome {
-            report: bytes,
-            exit_code,
+    let mut bytes = Vec::new();
+    let exit_code = encode_report_into(report, &mut bytes);
+    Outcome {
+        report: bytes,
+        exit_code,
+    }
+}
+
+/// [`encode_report`] at the end of `out`; returns the exit code.
+pub(crate) fn encode_report_into<R: Serialize>(report: &Report<R>, out: &mut Vec<u8>) -> i32 {
+    let start = out.len();
+    match codec::encode_into(report, out) {
+        Ok(()) => match report {
+            Report::Returned(_) => 0,
+            Report::Panicked(_) | Report::Failed(_) => EXIT_FAILURE,
         },
         Err(error) => {
+            out.truncate(start);
             let failed: Report<()> =
                 Report::Failed(format!("the return value did not encode: {error}"));
-            Outcome {
-                report: codec::encode(&failed).unwrap_or_default(),
-                exit_code: EXIT_FAILURE,
-            }
+            let _ = codec::encode_into(&failed, out);
+            EXIT_FAILURE
         }
     }
 }

@@ -1,33 +1,38 @@
 //! The pool's state and its manager thread.
 //!
-//! Work waits in one queue of *units* (a task call, or a chunk of a `map`), each holding items
-//! with their encoded arguments. Whichever thread makes room — a caller submitting work, or the
-//! manager receiving results — moves units from the queue to workers ([`State::dispatch`]). Each
-//! worker gets at most a *window* of items at a time: one item for tasks that take a while (so an
-//! idle worker is never left waiting while another holds work), up to [`MAX_WINDOW`] for tiny
-//! ones (so a worker never waits for the next message), sized from the measured time per item.
+//! Work waits in one queue of *units*: the items of one task call (an `apply`) or of a chunk of
+//! a `map`, encoded one after the other in one buffer. Whichever thread makes room — a caller
+//! submitting work, or the manager receiving results — moves units from the queue to workers
+//! ([`State::dispatch`]). Each worker gets at most a *window* of items at a time: one item for
+//! tasks that take a while (so an idle worker is never left waiting while another holds work),
+//! up to [`MAX_WINDOW`] for tiny ones (so a worker never waits for the next message), sized from
+//! the measured time per item.
 //!
 //! Batches are encoded under the state lock and queued on the worker's [`Link`]; they are sent
 //! after the lock is released, in order, so that a worker busy with a long task never blocks the
 //! pool's lock on a full socket.
 //!
-//! The manager thread waits on every worker's result channel at once. A result is handed to the
-//! item's sink. A closed channel means the worker ended: if it died, the item it was running (its
-//! [`Progress`] cell says which) fails with the cause, the items it held go back to the front of
-//! the queue, and a replacement is started.
+//! The manager thread waits on every worker's result channel at once. The reports of a run of a
+//! unit's items are handed to the unit's sink in one piece. A closed channel means the worker
+//! ended: if it died, the item it was running (its [`Progress`] cell says which) fails with the
+//! cause, the items it held and had not reported go back to the front of the queue, and a
+//! replacement is started.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use ipc_channel::ipc::{self, IpcReceiverSet, IpcSelectionResult, IpcSender};
+use serde::Serialize;
 
-use super::result::Sink;
-use super::worker::{self, FromWorker, Item, Progress, State as Running, ToWorker, WorkerConfig};
+use super::result::{Delivery, Reports, Sink};
+use super::worker::{
+    self, FromWorker, Progress, State as Running, ToWorker, UnitMsg, WorkerConfig,
+};
 use crate::StartMethod;
-use crate::attach::{self, Nested, Payload};
+use crate::attach::{self, Attachments, Nested, Payload};
 use crate::children::Child;
-use crate::codec;
+use crate::codec::{self, EncodeError};
 use crate::current;
 use crate::error::{PoolError, SpawnError, TaskError};
 use crate::spawn::{self, Extras, Job, Work};
@@ -35,7 +40,7 @@ use crate::sys::ExitStatus;
 use crate::wire::{self, Bytes};
 
 /// The most items a worker holds at once.
-const MAX_WINDOW: usize = 1024;
+const MAX_WINDOW: usize = 4096;
 /// How much work, in time, a worker's window should hold.
 const WINDOW_TARGET_NANOS: f64 = 2_000_000.0;
 /// How many workers in a row may die before finishing any item before the pool gives up.
@@ -51,31 +56,101 @@ pub(crate) struct Config {
     pub(crate) task_timeout: Option<Duration>,
 }
 
-/// One item waiting to run or running.
-pub(crate) struct Pending {
-    id: u64,
-    payload: Payload,
-    sink: Arc<dyn Sink>,
-    index: usize,
+/// The encoded `(task, args)` of consecutive items, one after the other in one buffer.
+#[derive(Debug, Default)]
+pub(crate) struct Items {
+    bytes: Vec<u8>,
+    ends: Vec<u32>,
+    /// The shared memory segments of all items, in item order.
+    shared: Attachments,
+    /// How many segments each item has; empty while no item has any.
+    shared_counts: Vec<u32>,
 }
 
-impl Pending {
-    fn fail(self, error: TaskError) {
-        self.sink.deliver(self.index, Err(error));
+impl Items {
+    /// Encodes one more item. On failure nothing is added.
+    pub(crate) fn push<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), EncodeError> {
+        let start = self.bytes.len();
+        let (encoded, shared) = attach::collecting(|| codec::encode_into(value, &mut self.bytes));
+        if let Err(error) = encoded {
+            self.bytes.truncate(start);
+            return Err(error);
+        }
+        if !shared.is_empty() && self.shared_counts.is_empty() {
+            self.shared_counts = vec![0; self.ends.len()];
+        }
+        if !self.shared_counts.is_empty() {
+            self.shared_counts.push(shared.len() as u32);
+        }
+        self.shared.extend(shared);
+        self.ends.push(self.bytes.len() as u32);
+        Ok(())
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// A copy of items `range`.
+    fn slice(&self, range: std::ops::Range<usize>) -> Items {
+        let start = if range.start == 0 {
+            0
+        } else {
+            self.ends[range.start - 1]
+        };
+        let end = self.ends[range.end - 1];
+        let (shared, shared_counts) = if self.shared_counts.is_empty() {
+            (Vec::new(), Vec::new())
+        } else {
+            let skip: u32 = self.shared_counts[..range.start].iter().sum();
+            let take: u32 = self.shared_counts[range.clone()].iter().sum();
+            let shared = self.shared[skip as usize..(skip + take) as usize].to_vec();
+            (shared, self.shared_counts[range.clone()].to_vec())
+        };
+        Items {
+            bytes: self.bytes[start as usize..end as usize].to_vec(),
+            ends: self.ends[range].iter().map(|end| end - start).collect(),
+            shared,
+            shared_counts,
+        }
     }
 }
 
-/// What a caller submits: one unit of work (a task call, or a chunk of a map).
+/// What a caller submits: one unit of work.
 pub(crate) struct Request {
     pub(crate) task: &'static str,
-    /// `(encoded (task, args), index in the sink)` of each item.
-    pub(crate) items: Vec<(Payload, usize)>,
+    pub(crate) items: Items,
     pub(crate) sink: Arc<dyn Sink>,
+    /// The sink's index of the first item.
+    pub(crate) first: usize,
 }
 
 struct Unit {
+    id: u64,
     task: &'static str,
-    items: VecDeque<Pending>,
+    items: Items,
+    sink: Arc<dyn Sink>,
+    first: usize,
+    /// How many of its items have been delivered (a unit may be reported in parts).
+    reported: usize,
+}
+
+impl Unit {
+    fn left(&self) -> usize {
+        self.items.len() - self.reported
+    }
+
+    /// Fails items `range` with `error`.
+    fn fail(&self, range: std::ops::Range<usize>, error: &TaskError) {
+        for index in range {
+            self.sink
+                .deliver(self.first + index, Delivery::Failed(error.clone()));
+        }
+    }
 }
 
 /// The sending side of a worker's inbox, with the batches waiting to be sent on it.
@@ -94,7 +169,7 @@ impl Link {
     /// taken leaves its batch to that holder, who looks again after letting go.
     fn flush(&self) {
         loop {
-            let Ok(_sending) = self.sending.try_lock() else {
+            let Ok(sending) = self.sending.try_lock() else {
                 return;
             };
             while let Some(batch) = lock(&self.outbox).pop_front() {
@@ -102,7 +177,7 @@ impl Link {
                 // channel, which puts its items back in the queue.
                 let _ = self.sender.send(batch);
             }
-            drop(_sending);
+            drop(sending);
             if lock(&self.outbox).is_empty() {
                 return;
             }
@@ -117,6 +192,7 @@ struct Worker {
     link: Arc<Link>,
     progress: Progress,
     in_flight: VecDeque<Unit>,
+    /// Items given to it and not yet reported.
     in_flight_items: usize,
     units_assigned: u64,
     /// `max_tasks_per_child`: the worker exits after this many units.
@@ -134,7 +210,7 @@ enum Phase {
 }
 
 pub(crate) struct State {
-    next_id: u64,
+    next_unit: u64,
     queue: VecDeque<Unit>,
     workers: Vec<Worker>,
     /// Workers being started outside the lock.
@@ -217,20 +293,20 @@ impl Shared {
     pub(crate) fn start(
         config: Config,
     ) -> Result<(Arc<Shared>, std::thread::JoinHandle<()>), PoolError> {
-        let mut set = IpcReceiverSet::new().map_err(|e| PoolError::Spawn(e.to_string()))?;
-        let (wake, wake_rx) = wire::channel().map_err(|e| PoolError::Spawn(e.to_string()))?;
-        let wake_key = set
-            .add(wake_rx)
-            .map_err(|e| PoolError::Spawn(e.to_string()))?;
+        let spawn_error = |e: &dyn std::fmt::Display| PoolError::Spawn(e.to_string());
+        let mut set = IpcReceiverSet::new().map_err(|e| spawn_error(&e))?;
+        let (wake, wake_rx) = wire::channel().map_err(|e| spawn_error(&e))?;
+        let wake_key = set.add(wake_rx).map_err(|e| spawn_error(&e))?;
         let mut workers = Vec::with_capacity(config.processes);
         for _ in 0..config.processes {
-            let started = start_worker(&config).map_err(|e| PoolError::Spawn(e.to_string()))?;
-            let worker = Worker::new(&mut set, started, config.max_tasks);
-            workers.push(worker.map_err(|e| PoolError::Spawn(e.to_string()))?);
+            let started = start_worker(&config).map_err(|e| spawn_error(&e))?;
+            workers.push(
+                Worker::new(&mut set, started, config.max_tasks).map_err(|e| spawn_error(&e))?,
+            );
         }
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
-                next_id: 1,
+                next_unit: 1,
                 queue: VecDeque::new(),
                 workers,
                 starting: 0,
@@ -248,7 +324,7 @@ impl Shared {
         let handle = std::thread::Builder::new()
             .name("process-tasks-pool".to_owned())
             .spawn(move || manager.run(set, wake_key))
-            .map_err(|e| PoolError::Spawn(e.to_string()))?;
+            .map_err(|e| spawn_error(&e))?;
         Ok((shared, handle))
     }
 
@@ -265,27 +341,23 @@ impl Shared {
                 Phase::Closed => return Err(PoolError::Closed),
                 Phase::Terminated => return Err(PoolError::Terminated),
             }
-            for request in requests {
-                let Request { task, items, sink } = request;
-                let items: VecDeque<Pending> = items
-                    .into_iter()
-                    .map(|(payload, index)| {
-                        state.next_id += 1;
-                        Pending {
-                            id: state.next_id,
-                            payload,
-                            sink: Arc::clone(&sink),
-                            index,
-                        }
-                    })
-                    .collect();
-                if let Some(error) = &state.broken {
-                    let error = error.clone();
-                    items.into_iter().for_each(|item| item.fail(error.clone()));
+            for Request {
+                task,
+                items,
+                sink,
+                first,
+            } in requests
+            {
+                if items.is_empty() {
                     continue;
                 }
-                state.outstanding += items.len();
-                state.queue.push_back(Unit { task, items });
+                let unit = state.new_unit(task, items, sink, first);
+                if let Some(error) = &state.broken {
+                    unit.fail(0..unit.items.len(), error);
+                    continue;
+                }
+                state.outstanding += unit.items.len();
+                state.queue.push_back(unit);
             }
             state.dispatch()
         };
@@ -310,16 +382,15 @@ impl Shared {
         for worker in &state.workers {
             let _ = worker.child.signal(libc::SIGKILL);
         }
-        let mut failed = Vec::new();
+        let mut failed: Vec<Unit> = state.queue.drain(..).collect();
         for worker in &mut state.workers {
-            failed.extend(worker.in_flight.drain(..).flat_map(|unit| unit.items));
+            failed.extend(worker.in_flight.drain(..));
             worker.in_flight_items = 0;
         }
-        failed.extend(state.queue.drain(..).flat_map(|unit| unit.items));
-        state.outstanding -= failed.len();
+        state.outstanding = 0;
         drop(state);
-        for item in failed {
-            item.fail(TaskError::Terminated);
+        for unit in failed {
+            unit.fail(unit.reported..unit.items.len(), &TaskError::Terminated);
         }
         self.wake();
     }
@@ -405,13 +476,14 @@ impl Shared {
 
     /// Starts one worker (outside the lock) and adds it to the pool.
     fn replace_worker(&self, set: &mut IpcReceiverSet) {
-        let started = start_worker(&self.config);
+        let started = start_worker(&self.config)
+            .map_err(|e| e.to_string())
+            .and_then(|started| {
+                Worker::new(set, started, self.config.max_tasks).map_err(|e| e.to_string())
+            });
         let mut state = lock(&self.state);
         state.starting -= 1;
-        let links = match started
-            .map_err(|e| e.to_string())
-            .and_then(|s| Worker::new(set, s, self.config.max_tasks).map_err(|e| e.to_string()))
-        {
+        let links = match started {
             Ok(worker) => {
                 state.workers.push(worker);
                 state.dispatch()
@@ -453,9 +525,33 @@ impl Worker {
     fn accepts_work(&self) -> bool {
         !self.stopping && !self.killed_for_timeout
     }
+
+    /// How many more units this worker may be given under `max_tasks_per_child`.
+    fn quota_left(&self) -> Option<u64> {
+        self.max_tasks
+            .map(|max| max.saturating_sub(self.units_assigned))
+    }
 }
 
 impl State {
+    fn new_unit(
+        &mut self,
+        task: &'static str,
+        items: Items,
+        sink: Arc<dyn Sink>,
+        first: usize,
+    ) -> Unit {
+        self.next_unit += 1;
+        Unit {
+            id: self.next_unit,
+            task,
+            items,
+            sink,
+            first,
+            reported: 0,
+        }
+    }
+
     fn is_finished(&self) -> bool {
         self.phase != Phase::Running
             && self.outstanding == 0
@@ -501,7 +597,7 @@ impl State {
                 {
                     break;
                 }
-                items += front.items.len();
+                items += front.left();
                 units.push(self.queue.pop_front().expect("front exists"));
             }
             if units.is_empty() {
@@ -517,9 +613,10 @@ impl State {
                 }
                 Err(error) => {
                     // Cannot happen for well-formed items; fail them rather than lose them.
-                    for item in units.into_iter().flat_map(|u| u.items) {
-                        self.outstanding -= 1;
-                        item.fail(TaskError::Encode(error.to_string()));
+                    let error = TaskError::Encode(error.to_string());
+                    for unit in units {
+                        self.outstanding -= unit.left();
+                        unit.fail(unit.reported..unit.items.len(), &error);
                     }
                 }
             }
@@ -532,11 +629,11 @@ impl State {
         let Some(index) = self.workers.iter().position(|w| w.key == key) else {
             return;
         };
-        let message = bytes.and_then(|bytes| codec::decode_borrowed::<FromWorker<'_>>(bytes).ok());
-        match message {
-            Some(FromWorker::Results { items, busy_nanos }) => {
-                if !items.is_empty() {
-                    let per_item = busy_nanos as f64 / items.len() as f64;
+        match bytes.and_then(|bytes| codec::decode_borrowed::<FromWorker<'_>>(bytes).ok()) {
+            Some(FromWorker::Results { parts, busy_nanos }) => {
+                let count: usize = parts.iter().map(|part| part.ends.len()).sum();
+                if count > 0 {
+                    let per_item = busy_nanos as f64 / count as f64;
                     self.nanos_per_item = if self.nanos_per_item <= 0.0 {
                         per_item
                     } else {
@@ -545,19 +642,19 @@ impl State {
                 }
                 let worker = &mut self.workers[index];
                 worker.finished_any = true;
-                for (id, report) in items {
-                    match worker.pop_front_item(id) {
-                        Some(item) => {
-                            self.outstanding -= 1;
-                            item.sink.deliver(item.index, Ok(report.to_vec()));
-                        }
-                        None => {
-                            // A result for an item it does not hold: the worker is confused.
-                            // Kill it; its items go to another worker.
-                            let _ = worker.child.signal(libc::SIGKILL);
-                            break;
-                        }
+                for part in parts {
+                    let len = part.ends.len();
+                    let reports = Reports {
+                        bytes: part.reports.to_vec(),
+                        ends: part.ends,
+                    };
+                    if !worker.deliver(part.unit, part.first as usize, reports) {
+                        // Results for items it does not hold: the worker is confused. Kill it;
+                        // its items go to another worker.
+                        let _ = worker.child.signal(libc::SIGKILL);
+                        break;
                     }
+                    self.outstanding -= len;
                 }
                 self.startup_deaths = 0;
             }
@@ -577,15 +674,14 @@ impl State {
     fn on_death(&mut self, mut worker: Worker, config: &Config) {
         let status = reap(&worker.child);
         let running = match worker.progress.state() {
-            Running::Running { id, .. } => Some(id),
+            Running::Running { unit, index, .. } => Some((unit, index as usize)),
             _ => None,
         };
         let mut back = Vec::new();
         for unit in worker.in_flight.drain(..) {
-            let Unit { task, items } = unit;
-            let mut keep = VecDeque::new();
-            for item in items {
-                if Some(item.id) == running {
+            let rest = unit.reported..unit.items.len();
+            match running {
+                Some((id, index)) if id == unit.id && rest.contains(&index) => {
                     self.outstanding -= 1;
                     let error = match config.task_timeout {
                         Some(limit) if worker.killed_for_timeout => TaskError::Timeout { limit },
@@ -594,13 +690,16 @@ impl State {
                             status: describe(status),
                         },
                     };
-                    item.fail(error);
-                } else {
-                    keep.push_back(item);
+                    unit.fail(index..index + 1, &error);
+                    // Before it: finished but not reported, so run again. After it: not run.
+                    for range in [rest.start..index, index + 1..rest.end] {
+                        if !range.is_empty() {
+                            back.push(self.part_of(&unit, range));
+                        }
+                    }
                 }
-            }
-            if !keep.is_empty() {
-                back.push(Unit { task, items: keep });
+                _ if unit.reported == 0 => back.push(unit),
+                _ => back.push(self.part_of(&unit, rest)),
             }
         }
         for unit in back.into_iter().rev() {
@@ -622,25 +721,37 @@ impl State {
             }
         }
         if self.phase == Phase::Terminated {
-            let failed: Vec<Pending> = self.queue.drain(..).flat_map(|unit| unit.items).collect();
-            self.outstanding -= failed.len();
-            failed
-                .into_iter()
-                .for_each(|item| item.fail(TaskError::Terminated));
+            for unit in std::mem::take(&mut self.queue) {
+                unit.fail(unit.reported..unit.items.len(), &TaskError::Terminated);
+            }
+            self.outstanding = 0;
         }
+    }
+
+    /// A new unit of items `range` of `unit`.
+    fn part_of(&mut self, unit: &Unit, range: std::ops::Range<usize>) -> Unit {
+        let first = unit.first + range.start;
+        self.new_unit(
+            unit.task,
+            unit.items.slice(range),
+            Arc::clone(&unit.sink),
+            first,
+        )
     }
 
     /// Fails everything and refuses what comes: the pool cannot run tasks.
     fn break_pool(&mut self, error: TaskError) {
         self.broken = Some(error.clone());
-        let mut failed: Vec<Pending> = self.queue.drain(..).flat_map(|unit| unit.items).collect();
+        let mut failed: Vec<Unit> = self.queue.drain(..).collect();
         for worker in &mut self.workers {
-            failed.extend(worker.in_flight.drain(..).flat_map(|unit| unit.items));
+            failed.extend(worker.in_flight.drain(..));
             worker.in_flight_items = 0;
             let _ = worker.child.signal(libc::SIGKILL);
         }
-        self.outstanding -= failed.len();
-        failed.into_iter().for_each(|item| item.fail(error.clone()));
+        for unit in failed {
+            self.outstanding -= unit.left();
+            unit.fail(unit.reported..unit.items.len(), &error);
+        }
     }
 
     /// Kills workers whose current item has run longer than the task timeout.
@@ -709,34 +820,35 @@ impl State {
 }
 
 impl Worker {
-    /// How many more units this worker may be given under `max_tasks_per_child`.
-    fn quota_left(&self) -> Option<u64> {
-        self.max_tasks
-            .map(|max| max.saturating_sub(self.units_assigned))
-    }
-
-    /// Takes the oldest item it holds, which must be `id`.
-    fn pop_front_item(&mut self, id: u64) -> Option<Pending> {
-        let unit = self.in_flight.front_mut()?;
-        if unit.items.front()?.id != id {
-            return None;
+    /// Hands the reports of items `first..` of unit `id` to its sink. They must be the next
+    /// items of the oldest unit it holds; `false` if they are not.
+    fn deliver(&mut self, id: u64, first: usize, reports: Reports) -> bool {
+        let Some(unit) = self.in_flight.front_mut() else {
+            return false;
+        };
+        let count = reports.ends.len();
+        if unit.id != id || unit.reported != first || count > unit.left() {
+            return false;
         }
-        let item = unit.items.pop_front();
-        if unit.items.is_empty() {
+        unit.sink
+            .deliver(unit.first + first, Delivery::Reports(reports));
+        unit.reported += count;
+        self.in_flight_items -= count;
+        if unit.left() == 0 {
             self.in_flight.pop_front();
         }
-        self.in_flight_items -= 1;
-        item
+        true
     }
 }
 
-/// Encodes a batch: the distinct task names, and each item with the index of its name. The
-/// items' shared memory segments go beside the bytes, in item order.
-fn encode_batch(units: &[Unit]) -> Result<Payload, codec::EncodeError> {
+/// Encodes a batch: the distinct task names, and each unit's items not yet reported, with the
+/// index of its task's name. The items' shared memory segments go beside the bytes, in order.
+fn encode_batch(units: &[Unit]) -> Result<Payload, EncodeError> {
     let mut names: Vec<&str> = Vec::new();
-    let mut items = Vec::with_capacity(units.iter().map(|u| u.items.len()).sum());
+    let mut messages = Vec::with_capacity(units.len());
     let mut shared = Vec::new();
     for unit in units {
+        debug_assert_eq!(unit.reported, 0, "a unit is sent whole");
         let task = match names.iter().position(|name| *name == unit.task) {
             Some(index) => index,
             None => {
@@ -744,20 +856,18 @@ fn encode_batch(units: &[Unit]) -> Result<Payload, codec::EncodeError> {
                 names.len() - 1
             }
         } as u32;
-        for item in &unit.items {
-            shared.extend(item.payload.shared.iter().cloned());
-            items.push(Item {
-                id: item.id,
-                task,
-                payload: &item.payload.bytes.0,
-                shared: item.payload.shared.len() as u32,
-            });
-        }
+        shared.extend(unit.items.shared.iter().cloned());
+        messages.push(UnitMsg {
+            id: unit.id,
+            task,
+            ends: unit.items.ends.clone(),
+            items: &unit.items.bytes,
+            shared: unit.items.shared_counts.clone(),
+        });
     }
     let bytes = codec::encode(&ToWorker::Batch {
         names,
-        items,
-        units: units.len() as u64,
+        units: messages,
     })?;
     Ok(Payload {
         bytes: Bytes(bytes),
@@ -786,5 +896,26 @@ fn describe(status: Option<ExitStatus>) -> String {
             )
         }
         None => "ended, how is unknown".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slice_of_items_keeps_their_bytes_and_segments() {
+        let mut items = Items::default();
+        for value in [10_u64, 2000, 3] {
+            items.push(&value).unwrap();
+        }
+        let middle = items.slice(1..3);
+        assert_eq!(middle.len(), 2);
+        let second: u64 =
+            codec::decode(worker::item(&middle.bytes, &middle.ends, 0).unwrap()).unwrap();
+        let third: u64 =
+            codec::decode(worker::item(&middle.bytes, &middle.ends, 1).unwrap()).unwrap();
+        assert_eq!((second, third), (2000, 3));
+        assert!(middle.shared.is_empty() && middle.shared_counts.is_empty());
     }
 }

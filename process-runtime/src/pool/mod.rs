@@ -13,8 +13,8 @@ use std::time::Duration;
 
 pub use result::{AsyncResult, MapResult};
 
-use manager::{Config, Request, Shared};
-use result::{Collector, Sink, Slot};
+use manager::{Config, Items, Request, Shared};
+use result::{Collector, Delivery, Sink, Slot};
 
 use crate::StartMethod;
 use crate::attach::{self, Nested};
@@ -222,17 +222,9 @@ impl Pool {
         args: T::Args,
     ) -> Result<AsyncResult<T::Output>, PoolError> {
         let slot = Arc::new(Slot::default());
-        match attach::encode(&(&task, &args)) {
-            Ok(payload) => {
-                let sink: Arc<dyn Sink> = slot.clone();
-                self.shared.submit(vec![Request {
-                    task: T::NAME,
-                    items: vec![(payload, 0)],
-                    sink,
-                }])?;
-            }
-            Err(error) => slot.deliver(0, Err(TaskError::Encode(error.to_string()))),
-        }
+        let mut chunker = Chunker::new(&task, slot.clone(), 1);
+        chunker.push(0, &args);
+        self.shared.submit(chunker.finish())?;
         Ok(AsyncResult::new(slot))
     }
 
@@ -274,52 +266,32 @@ impl Pool {
         T: Task,
         I: IntoIterator<Item = T::Args>,
     {
-        let collector = Arc::new(Collector::default());
-        let mut payloads = Vec::new();
         let mut input = inputs.into_iter();
+        let mut all_args = Vec::new();
         let mut input_failure = None;
         loop {
             match next_input(&mut input) {
                 None => break,
-                Some(Ok(args)) => payloads.push(attach::encode(&(&task, &args))),
+                Some(Ok(args)) => all_args.push(args),
                 Some(Err(reason)) => {
                     input_failure = Some(reason);
                     break;
                 }
             }
         }
-        let len = payloads.len() + usize::from(input_failure.is_some());
+        let collector = Arc::new(Collector::default());
+        let len = all_args.len() + usize::from(input_failure.is_some());
         let chunksize = self
             .chunksize
-            .unwrap_or_else(|| python_chunksize(payloads.len(), self.processes()));
-        let mut requests = Vec::new();
-        let mut index = 0;
-        let mut chunk = Vec::new();
-        for payload in payloads {
-            match payload {
-                Ok(payload) => chunk.push((payload, index)),
-                Err(error) => collector.deliver(index, Err(TaskError::Encode(error.to_string()))),
-            }
-            index += 1;
-            if chunk.len() == chunksize {
-                requests.push(Request {
-                    task: T::NAME,
-                    items: std::mem::take(&mut chunk),
-                    sink: collector.clone(),
-                });
-            }
-        }
-        if !chunk.is_empty() {
-            requests.push(Request {
-                task: T::NAME,
-                items: chunk,
-                sink: collector.clone(),
-            });
+            .unwrap_or_else(|| python_chunksize(all_args.len(), self.processes()));
+        let mut chunker = Chunker::new(&task, collector.clone(), chunksize);
+        for (index, args) in all_args.iter().enumerate() {
+            chunker.push(index, args);
         }
         if let Some(reason) = input_failure {
-            collector.deliver(index, Err(TaskError::Input(reason)));
+            collector.deliver(all_args.len(), Delivery::Failed(TaskError::Input(reason)));
         }
-        self.shared.submit(requests)?;
+        self.shared.submit(chunker.finish())?;
         Ok(MapResult::new(collector, len))
     }
 
@@ -430,6 +402,65 @@ impl Drop for Pool {
     }
 }
 
+/// Encodes items into units of `chunksize` for the pool. An item whose arguments do not encode
+/// is failed on the spot and ends the unit before it.
+struct Chunker<'t, T> {
+    task: &'t T,
+    sink: Arc<dyn Sink>,
+    chunksize: usize,
+    items: Items,
+    first: usize,
+    requests: Vec<Request>,
+}
+
+impl<'t, T: Task> Chunker<'t, T> {
+    fn new(task: &'t T, sink: Arc<dyn Sink>, chunksize: usize) -> Self {
+        Chunker {
+            task,
+            sink,
+            chunksize,
+            items: Items::default(),
+            first: 0,
+            requests: Vec::new(),
+        }
+    }
+
+    /// Adds the item at the sink's `index`.
+    fn push(&mut self, index: usize, args: &T::Args) {
+        if self.items.is_empty() {
+            self.first = index;
+        }
+        match self.items.push(&(self.task, args)) {
+            Ok(()) if self.items.len() >= self.chunksize => self.cut(),
+            Ok(()) => {}
+            Err(error) => {
+                self.cut();
+                self.sink.deliver(
+                    index,
+                    Delivery::Failed(TaskError::Encode(error.to_string())),
+                );
+            }
+        }
+    }
+
+    fn cut(&mut self) {
+        if !self.items.is_empty() {
+            let items = std::mem::take(&mut self.items);
+            self.requests.push(Request {
+                task: T::NAME,
+                items,
+                sink: self.sink.clone(),
+                first: self.first,
+            });
+        }
+    }
+
+    fn finish(mut self) -> Vec<Request> {
+        self.cut();
+        self.requests
+    }
+}
+
 /// Python's default chunk size for `map`: `len / (4 * processes)`, rounded up.
 fn python_chunksize(len: usize, processes: usize) -> usize {
     len.div_ceil(4 * processes.max(1)).max(1)
@@ -475,44 +506,37 @@ impl<T: Task, I: Iterator<Item = T::Args>> Imap<'_, T, I> {
             let Some(input) = self.input.as_mut() else {
                 return;
             };
-            let mut items = Vec::with_capacity(self.chunksize);
-            while items.len() < self.chunksize {
+            let mut chunker = Chunker::new(&self.task, self.collector.clone(), self.chunksize);
+            let mut exhausted = false;
+            for _ in 0..self.chunksize {
                 match next_input(input) {
                     None => {
-                        self.input = None;
+                        exhausted = true;
                         break;
                     }
-                    Some(Ok(args)) => {
-                        match attach::encode(&(&self.task, &args)) {
-                            Ok(payload) => items.push((payload, self.submitted)),
-                            Err(error) => self
-                                .collector
-                                .deliver(self.submitted, Err(TaskError::Encode(error.to_string()))),
-                        }
-                        self.submitted += 1;
-                    }
+                    Some(Ok(args)) => chunker.push(self.submitted, &args),
                     Some(Err(reason)) => {
-                        self.collector
-                            .deliver(self.submitted, Err(TaskError::Input(reason)));
+                        let failed = Delivery::Failed(TaskError::Input(reason));
+                        self.collector.deliver(self.submitted, failed);
                         self.submitted += 1;
-                        self.input = None;
+                        exhausted = true;
                         break;
                     }
                 }
+                self.submitted += 1;
             }
-            if items.is_empty() {
-                continue;
+            let requests = chunker.finish();
+            if exhausted {
+                self.input = None;
             }
-            let indexes: Vec<usize> = items.iter().map(|(_, index)| *index).collect();
-            let request = Request {
-                task: T::NAME,
-                items,
-                sink: self.collector.clone(),
-            };
-            if let Err(error) = self.pool.shared.submit(vec![request]) {
-                for index in indexes {
-                    self.collector
-                        .deliver(index, Err(TaskError::Pool(error.clone())));
+            let ranges: Vec<(usize, usize)> =
+                requests.iter().map(|r| (r.first, r.items.len())).collect();
+            if let Err(error) = self.pool.shared.submit(requests) {
+                for (first, len) in ranges {
+                    for index in first..first + len {
+                        self.collector
+                            .deliver(index, Delivery::Failed(TaskError::Pool(error.clone())));
+                    }
                 }
             }
         }
@@ -527,14 +551,12 @@ impl<T: Task, I: Iterator<Item = T::Args>> Iterator for Imap<'_, T, I> {
         if self.yielded == self.submitted {
             return None;
         }
-        let delivery = if self.ordered {
-            self.collector
-                .take(self.yielded, None)
-                .expect("no deadline")
+        let value = if self.ordered {
+            self.collector.take(self.yielded)
         } else {
-            self.collector.take_any().1
+            self.collector.take_any()
         };
         self.yielded += 1;
-        Some(result::decode(delivery))
+        Some(value)
     }
 }

@@ -1,31 +1,69 @@
 //! Where a pool delivers results: [`AsyncResult`] for one task, [`MapResult`] and the `imap`
-//! iterators for many. The pool hands each finished item's encoded report to a [`Sink`]; the
-//! caller's thread decodes it, so the pool's own thread never decodes a result.
+//! iterators for many. The pool hands the encoded reports of a run of items to a [`Sink`] in one
+//! piece; the caller's thread decodes them, so the pool's own thread never decodes a result.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::marker::PhantomData;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 
+use super::worker::item;
 use crate::codec;
 use crate::error::TaskError;
 use crate::task::Report;
 
-/// An item's outcome as the pool delivers it: the encoded report, or why there is none.
-pub(crate) type Delivery = Result<Vec<u8>, TaskError>;
+/// The encoded reports of a run of consecutive items.
+#[derive(Debug)]
+pub(crate) struct Reports {
+    pub(crate) bytes: Vec<u8>,
+    /// The end offset of each report in `bytes`.
+    pub(crate) ends: Vec<u32>,
+}
+
+impl Reports {
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn decode<R: DeserializeOwned>(&self, index: usize) -> Result<R, TaskError> {
+        decode(item(&self.bytes, &self.ends, index).unwrap_or_default())
+    }
+}
+
+/// What the pool delivers: the reports of items `first..first + n`, or why item `first` has none.
+#[derive(Debug)]
+pub(crate) enum Delivery {
+    Reports(Reports),
+    Failed(TaskError),
+}
+
+impl Delivery {
+    fn len(&self) -> usize {
+        match self {
+            Delivery::Reports(reports) => reports.len(),
+            Delivery::Failed(_) => 1,
+        }
+    }
+
+    fn decode<R: DeserializeOwned>(&self, offset: usize) -> Result<R, TaskError> {
+        match self {
+            Delivery::Reports(reports) => reports.decode(offset),
+            Delivery::Failed(error) => Err(error.clone()),
+        }
+    }
+}
 
 /// Receives the outcomes of the items it was given to.
 pub(crate) trait Sink: Send + Sync {
-    /// The outcome of item `index` of this sink.
-    fn deliver(&self, index: usize, delivery: Delivery);
+    /// The outcome of items `first..first + delivery.len()` of this sink.
+    fn deliver(&self, first: usize, delivery: Delivery);
 }
 
 /// Decodes a report into the task's value or its failure.
-pub(crate) fn decode<R: DeserializeOwned>(delivery: Delivery) -> Result<R, TaskError> {
-    let bytes = delivery?;
-    match codec::decode::<Report<R>>(&bytes) {
+fn decode<R: DeserializeOwned>(bytes: &[u8]) -> Result<R, TaskError> {
+    match codec::decode::<Report<R>>(bytes) {
         Ok(Report::Returned(value)) => Ok(value),
         Ok(Report::Panicked(info)) => Err(TaskError::Panicked(info)),
         Ok(Report::Failed(reason)) => Err(TaskError::Failed(reason)),
@@ -41,6 +79,29 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Waits on `condvar` until `deadline` (`None`: for ever); `None` once the deadline has passed.
+fn wait<'a, T>(
+    condvar: &Condvar,
+    guard: MutexGuard<'a, T>,
+    deadline: Option<Instant>,
+) -> Option<MutexGuard<'a, T>> {
+    match deadline {
+        None => Some(condvar.wait(guard).unwrap_or_else(PoisonError::into_inner)),
+        Some(deadline) => {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            Some(
+                condvar
+                    .wait_timeout(guard, left)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0,
+            )
+        }
+    }
+}
+
 /// The slot of one task's outcome.
 #[derive(Debug, Default)]
 pub(crate) struct Slot {
@@ -49,7 +110,7 @@ pub(crate) struct Slot {
 }
 
 impl Sink for Slot {
-    fn deliver(&self, _index: usize, delivery: Delivery) {
+    fn deliver(&self, _first: usize, delivery: Delivery) {
         *lock(&self.outcome) = Some(delivery);
         self.ready.notify_all();
     }
@@ -60,24 +121,9 @@ impl Slot {
     fn wait_until(&self, deadline: Option<Instant>) -> MutexGuard<'_, Option<Delivery>> {
         let mut outcome = lock(&self.outcome);
         while outcome.is_none() {
-            match deadline {
-                None => {
-                    outcome = self
-                        .ready
-                        .wait(outcome)
-                        .unwrap_or_else(PoisonError::into_inner)
-                }
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        break;
-                    }
-                    outcome = self
-                        .ready
-                        .wait_timeout(outcome, left)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0;
-                }
+            match wait(&self.ready, outcome, deadline) {
+                Some(next) => outcome = next,
+                None => return lock(&self.outcome),
             }
         }
         outcome
@@ -139,7 +185,7 @@ impl<R: DeserializeOwned> AsyncResult<R> {
             }),
             Some(delivery) => {
                 self.taken = true;
-                decode(delivery)
+                delivery.decode(0)
             }
         }
     }
@@ -157,8 +203,10 @@ impl<R> AsyncResult<R> {
         lock(&self.slot.outcome)
             .as_ref()
             .map(|delivery| match delivery {
-                Ok(bytes) => crate::task::is_returned(bytes),
-                Err(_) => false,
+                Delivery::Reports(reports) => {
+                    item(&reports.bytes, &reports.ends, 0).is_some_and(crate::task::is_returned)
+                }
+                Delivery::Failed(_) => false,
             })
     }
 
@@ -184,56 +232,81 @@ pub(crate) struct Collector {
 
 #[derive(Debug, Default)]
 struct Collected {
-    outcomes: HashMap<usize, Delivery>,
-    /// Indexes in the order their outcomes arrived (for `imap_unordered`).
+    /// Deliveries not yet consumed, by their first index; `taken` items of each are consumed.
+    runs: BTreeMap<usize, (Delivery, usize)>,
+    /// First indexes of runs with items left, in the order they arrived (for `imap_unordered`).
     arrivals: VecDeque<usize>,
+    /// How many items have arrived in all.
+    arrived: usize,
 }
 
 impl Sink for Collector {
-    fn deliver(&self, index: usize, delivery: Delivery) {
+    fn deliver(&self, first: usize, delivery: Delivery) {
         let mut state = lock(&self.state);
-        state.outcomes.insert(index, delivery);
-        state.arrivals.push_back(index);
+        state.arrived += delivery.len();
+        state.runs.insert(first, (delivery, 0));
+        state.arrivals.push_back(first);
         drop(state);
         self.arrived.notify_all();
     }
 }
 
 impl Collector {
-    /// Waits for the outcome of item `index` (until `deadline`) and takes it.
-    pub(crate) fn take(&self, index: usize, deadline: Option<Instant>) -> Option<Delivery> {
+    /// Waits for the outcome of item `index`, decodes it, and forgets it. Items are taken in
+    /// increasing order.
+    pub(crate) fn take<R: DeserializeOwned>(&self, index: usize) -> Result<R, TaskError> {
         let mut state = lock(&self.state);
         loop {
-            if let Some(delivery) = state.outcomes.remove(&index) {
-                return Some(delivery);
-            }
-            state = self.wait(state, deadline)?;
-        }
-    }
-
-    /// Waits for the outcome of any item not yet taken, and takes it.
-    pub(crate) fn take_any(&self) -> (usize, Delivery) {
-        let mut state = lock(&self.state);
-        loop {
-            while let Some(index) = state.arrivals.pop_front() {
-                if let Some(delivery) = state.outcomes.remove(&index) {
-                    return (index, delivery);
+            let found = state.runs.range_mut(..=index).next_back().and_then(
+                |(first, (delivery, taken))| {
+                    let offset = index - first;
+                    (offset < delivery.len()).then(|| {
+                        *taken += 1;
+                        (*first, delivery.decode(offset), *taken == delivery.len())
+                    })
+                },
+            );
+            if let Some((first, value, finished)) = found {
+                if finished {
+                    state.runs.remove(&first);
                 }
+                return value;
             }
-            state = self.wait(state, None).expect("no deadline");
+            state = wait(&self.arrived, state, None).expect("no deadline");
         }
     }
 
-    /// How many outcomes are there, not yet taken.
-    pub(crate) fn count(&self) -> usize {
-        lock(&self.state).outcomes.len()
+    /// Waits for the outcome of any item not yet taken, decodes it, and forgets it.
+    pub(crate) fn take_any<R: DeserializeOwned>(&self) -> Result<R, TaskError> {
+        let mut state = lock(&self.state);
+        loop {
+            if let Some(first) = state.arrivals.front().copied() {
+                if let Some((delivery, taken)) = state.runs.get_mut(&first) {
+                    let value = delivery.decode(*taken);
+                    *taken += 1;
+                    if *taken == delivery.len() {
+                        state.runs.remove(&first);
+                        state.arrivals.pop_front();
+                    }
+                    return value;
+                }
+                state.arrivals.pop_front();
+                continue;
+            }
+            state = wait(&self.arrived, state, None).expect("no deadline");
+        }
     }
 
-    /// Waits until `count` outcomes are there (until `deadline`); returns whether they are.
-    pub(crate) fn wait_for(&self, count: usize, deadline: Option<Instant>) -> bool {
+    /// How many items have arrived.
+    fn arrived(&self) -> usize {
+        lock(&self.state).arrived
+    }
+
+    /// Waits until `count` items have arrived (until `deadline`); returns whether they have.
+    fn wait_for(&self, count: usize, deadline: Option<Instant>) -> bool {
         let mut state = lock(&self.state);
-        while state.outcomes.len() < count {
-            match self.wait(state, deadline) {
+        while state.arrived < count {
+            match wait(&self.arrived, state, deadline) {
                 Some(next) => state = next,
                 None => return false,
             }
@@ -241,30 +314,17 @@ impl Collector {
         true
     }
 
-    fn wait<'a>(
-        &'a self,
-        state: MutexGuard<'a, Collected>,
-        deadline: Option<Instant>,
-    ) -> Option<MutexGuard<'a, Collected>> {
-        match deadline {
-            None => Some(
-                self.arrived
-                    .wait(state)
-                    .unwrap_or_else(PoisonError::into_inner),
-            ),
-            Some(deadline) => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return None;
-                }
-                Some(
-                    self.arrived
-                        .wait_timeout(state, left)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0,
-                )
+    /// Decodes every item, `0..len`, in order, once all have arrived.
+    fn decode_all<R: DeserializeOwned>(&self, len: usize) -> Result<Vec<R>, TaskError> {
+        let state = lock(&self.state);
+        let mut values = Vec::with_capacity(len);
+        for (first, (delivery, _)) in &state.runs {
+            debug_assert_eq!(*first, values.len());
+            for offset in 0..delivery.len() {
+                values.push(delivery.decode(offset)?);
             }
         }
+        Ok(values)
     }
 }
 
@@ -323,16 +383,14 @@ impl<R: DeserializeOwned> MapResult<R> {
             });
         }
         self.taken = true;
-        (0..self.len)
-            .map(|index| decode(self.collector.take(index, None).expect("all arrived")))
-            .collect()
+        self.collector.decode_all(self.len)
     }
 }
 
 impl<R> MapResult<R> {
     /// Whether every item has finished.
     pub fn ready(&self) -> bool {
-        self.taken || self.collector.count() >= self.len
+        self.taken || self.collector.arrived() >= self.len
     }
 
     /// Waits until every item has finished.

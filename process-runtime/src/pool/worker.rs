@@ -2,14 +2,18 @@
 //!
 //! The protocol, both ways encoded once by [`codec`](crate::codec):
 //!
-//! - the pool sends [`ToWorker::Batch`]es: the names of the tasks used in the batch, and items of
-//!   `(id, task index, encoded (task, args))`; or [`ToWorker::Stop`];
-//! - the worker sends [`FromWorker::Results`]: `(id, encoded report)` for each item it finished,
-//!   flushed at the end of each batch and whenever results have waited [`FLUSH_AFTER`], so that a
-//!   long batch still streams.
+//! - the pool sends [`ToWorker::Batch`]es of *units*: each unit is one task's items (one item for
+//!   an `apply`, a chunk for a `map`), as one buffer of encoded `(task, args)` with the end offset
+//!   of each item; or [`ToWorker::Stop`];
+//! - the worker sends [`FromWorker::Results`]: for each unit, the reports of a run of its items
+//!   as one buffer, flushed at the end of each batch and whenever results have waited
+//!   [`FLUSH_AFTER`], so that a long batch still streams.
 //!
-//! Before each item the worker writes the item's id and the time into a [`Progress`] cell in
-//! memory it shares with the pool; after it, it marks the id done. When a worker dies, that cell
+//! A unit costs one message and no allocation per item on either side: what makes `map` of tiny
+//! tasks fast.
+//!
+//! Before each item the worker writes the unit, the item and the time into a [`Progress`] cell in
+//! memory it shares with the pool; after it, it marks the item done. When a worker dies, that cell
 //! tells the pool exactly which item it was running: that item fails, and the others the worker
 //! held go to another worker.
 
@@ -22,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::attach::Nested;
 use crate::child;
 use crate::codec;
-use crate::task::{self, Outcome, Report, encode_report};
+use crate::task::{self, Report, encode_report_into};
 use crate::wire::Bytes;
 
 /// How long finished results may wait in a worker before they are sent.
@@ -43,29 +47,31 @@ pub(crate) struct WorkerConfig {
 /// From the pool to a worker.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum ToWorker<'a> {
-    /// Run these items, in order.
+    /// Run these units, in order.
     Batch {
         #[serde(borrow)]
         names: Vec<&'a str>,
         #[serde(borrow)]
-        items: Vec<Item<'a>>,
-        /// How many units of work (chunks) these items make, for `max_tasks`.
-        units: u64,
+        units: Vec<UnitMsg<'a>>,
     },
     /// Finish and exit.
     Stop,
 }
 
-/// One item of a batch.
+/// One unit of a batch: the items of one task.
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct Item<'a> {
+pub(crate) struct UnitMsg<'a> {
     pub(crate) id: u64,
+    /// The index of the task's name in the batch's names.
     pub(crate) task: u32,
-    #[serde(borrow, with = "serde_bytes_borrowed")]
-    pub(crate) payload: &'a [u8],
-    /// How many of the batch's shared memory segments belong to this item (they come in item
-    /// order).
-    pub(crate) shared: u32,
+    /// The end offset of each item in `items`.
+    pub(crate) ends: Vec<u32>,
+    /// The encoded `(task, args)` of each item, one after the other.
+    #[serde(borrow)]
+    pub(crate) items: &'a [u8],
+    /// How many of the batch's shared memory segments belong to each item (they come in item
+    /// order); empty when no item has any.
+    pub(crate) shared: Vec<u32>,
 }
 
 /// From a worker to the pool.
@@ -74,92 +80,114 @@ pub(crate) enum FromWorker<'a> {
     /// Reports of finished items, and the time spent running them.
     Results {
         #[serde(borrow)]
-        items: Vec<(u64, &'a [u8])>,
+        parts: Vec<Part<'a>>,
         busy_nanos: u64,
     },
     /// The initializer failed; the worker exits.
     InitializerFailed(String),
 }
 
-/// `&[u8]` as one byte string, borrowed when decoding.
-mod serde_bytes_borrowed {
-    use serde::{Deserializer, Serializer};
-
-    pub(crate) fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(bytes)
-    }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<&'de [u8], D::Error> {
-        <&'de [u8] as serde::Deserialize<'de>>::deserialize(deserializer)
-    }
+/// The reports of items `first..first + ends.len()` of unit `unit`, one after the other.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Part<'a> {
+    pub(crate) unit: u64,
+    pub(crate) first: u32,
+    /// The end offset of each report in `reports`.
+    pub(crate) ends: Vec<u32>,
+    #[serde(borrow)]
+    pub(crate) reports: &'a [u8],
 }
 
-/// A worker's progress, in memory shared with the pool: the id of the item it is running (or
-/// ran last) with a "done" bit, and when it started it.
+/// The item `index` of a buffer of items ending at `ends`.
+pub(crate) fn item<'a>(buffer: &'a [u8], ends: &[u32], index: usize) -> Option<&'a [u8]> {
+    let start = if index == 0 {
+        0
+    } else {
+        *ends.get(index - 1)? as usize
+    };
+    buffer.get(start..*ends.get(index)? as usize)
+}
+
+/// A worker's progress, in memory shared with the pool: when it started its current item, the
+/// unit, and the item's index with a "done" bit.
 #[derive(Debug)]
 pub(crate) struct Progress {
     memory: IpcSharedMemory,
 }
 
-/// Set in the id word once the item has finished.
+/// Set in the index word once the item has finished.
 const DONE: u64 = 1 << 63;
+const WORDS: usize = 3;
 
 /// What the progress cell says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum State {
     /// No item started yet.
     Idle,
-    /// Running item `id` since `started_nanos` on the monotonic clock.
-    Running { id: u64, started_nanos: u64 },
-    /// Item `id` finished; the next has not started.
-    Finished { id: u64 },
+    /// Running item `index` of unit `unit` since `started_nanos` on the monotonic clock.
+    Running {
+        unit: u64,
+        index: u32,
+        started_nanos: u64,
+    },
+    /// Item `index` of unit `unit` finished; the next has not started.
+    Finished { unit: u64, index: u32 },
 }
 
 impl Progress {
     /// A new cell, shared by handing a clone to the worker.
     pub(crate) fn new() -> Self {
         Progress {
-            memory: IpcSharedMemory::from_byte(0, 16),
+            memory: IpcSharedMemory::from_byte(0, WORDS * 8),
         }
     }
 
     pub(crate) fn from_shared(memory: IpcSharedMemory) -> Option<Self> {
-        (memory.len() >= 16).then_some(Progress { memory })
+        (memory.len() >= WORDS * 8).then_some(Progress { memory })
     }
 
     pub(crate) fn share(&self) -> IpcSharedMemory {
         self.memory.clone()
     }
 
-    fn words(&self) -> (&AtomicU64, &AtomicU64) {
+    /// The started-at, unit and index words.
+    fn words(&self) -> [&AtomicU64; WORDS] {
         let base = self.memory.as_ptr() as *mut u64;
-        // SAFETY: the mapping is at least 16 bytes (checked at construction), page-aligned, and
-        // lives as long as `self.memory`; both processes touch these two words only through
-        // atomics, which is what makes the cross-process sharing sound.
-        unsafe { (AtomicU64::from_ptr(base), AtomicU64::from_ptr(base.add(1))) }
+        // SAFETY: the mapping is at least WORDS words long (checked at construction),
+        // page-aligned, and lives as long as `self.memory`; both processes touch these words only
+        // through atomics, which is what makes the cross-process sharing sound.
+        unsafe { [0, 1, 2].map(|i| AtomicU64::from_ptr(base.add(i))) }
     }
 
-    fn start(&self, id: u64) {
-        let (word, started) = self.words();
+    fn start(&self, unit: u64, index: u32) {
+        let [started, unit_word, index_word] = self.words();
         started.store(monotonic_nanos(), Ordering::Relaxed);
-        word.store(id, Ordering::Release);
+        unit_word.store(unit, Ordering::Relaxed);
+        // Last, with release: a reader that sees this index sees the time and unit with it.
+        index_word.store(u64::from(index) + 1, Ordering::Release);
     }
 
-    fn finish(&self, id: u64) {
-        self.words().0.store(id | DONE, Ordering::Release);
+    fn finish(&self, index: u32) {
+        self.words()[2].store((u64::from(index) + 1) | DONE, Ordering::Release);
     }
 
     pub(crate) fn state(&self) -> State {
-        let (word, started) = self.words();
-        match word.load(Ordering::Acquire) {
+        let [started, unit, index] = self.words();
+        match index.load(Ordering::Acquire) {
             0 => State::Idle,
-            id if id & DONE != 0 => State::Finished { id: id & !DONE },
-            id => State::Running {
-                id,
-                started_nanos: started.load(Ordering::Relaxed),
-            },
+            word => {
+                let unit = unit.load(Ordering::Relaxed);
+                let index = ((word & !DONE) - 1) as u32;
+                if word & DONE != 0 {
+                    State::Finished { unit, index }
+                } else {
+                    State::Running {
+                        unit,
+                        index,
+                        started_nanos: started.load(Ordering::Relaxed),
+                    }
+                }
+            }
         }
     }
 }
@@ -169,6 +197,69 @@ pub(crate) fn monotonic_nanos() -> u64 {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
         .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
         .unwrap_or(0)
+}
+
+/// Reports waiting to be sent: runs of items of units, in one buffer.
+#[derive(Default)]
+struct Outbox {
+    reports: Vec<u8>,
+    /// `(unit, first item, ends relative to the part's start, the part's start in `reports`)`.
+    parts: Vec<(u64, u32, Vec<u32>, usize)>,
+    busy: Duration,
+    oldest: Option<Instant>,
+}
+
+impl Outbox {
+    /// Runs item `index` of unit `unit`, appending its report.
+    fn record(&mut self, unit: u64, index: u32, run: impl FnOnce(&mut Vec<u8>)) {
+        let continues = self
+            .parts
+            .last()
+            .is_some_and(|(u, first, ends, _)| *u == unit && *first + ends.len() as u32 == index);
+        if !continues {
+            self.parts
+                .push((unit, index, Vec::new(), self.reports.len()));
+        }
+        let started = Instant::now();
+        run(&mut self.reports);
+        self.busy += started.elapsed();
+        self.oldest.get_or_insert(started);
+        let (_, _, ends, start) = self.parts.last_mut().expect("pushed above");
+        ends.push((self.reports.len() - *start) as u32);
+    }
+
+    fn due(&self) -> bool {
+        self.oldest
+            .is_some_and(|oldest| oldest.elapsed() >= FLUSH_AFTER)
+    }
+
+    /// Sends what is waiting, if anything.
+    fn flush(&mut self, send: &impl Fn(&FromWorker<'_>)) {
+        if self.parts.is_empty() {
+            return;
+        }
+        let mut parts = Vec::with_capacity(self.parts.len());
+        for (i, (unit, first, ends, start)) in self.parts.iter().enumerate() {
+            let end = self
+                .parts
+                .get(i + 1)
+                .map_or(self.reports.len(), |next| next.3);
+            parts.push(Part {
+                unit: *unit,
+                first: *first,
+                ends: ends.clone(),
+                reports: &self.reports[*start..end],
+            });
+        }
+        send(&FromWorker::Results {
+            parts,
+            busy_nanos: self.busy.as_nanos() as u64,
+        });
+        self.parts.clear();
+        self.reports.clear();
+        self.busy = Duration::ZERO;
+        self.oldest = None;
+    }
 }
 
 /// The worker loop, registered under [`WORKER_TASK`] and started by the pool.
@@ -192,38 +283,19 @@ pub(crate) fn pool_worker(config: WorkerConfig) {
     };
 
     if let Some((name, payload)) = config.initializer {
-        let failure = match task::lookup(&name) {
-            Ok(entry) => match (entry.run)(&payload.bytes, payload.shared) {
-                Outcome { exit_code: 0, .. } => None,
-                // Only the failure variants are decoded, and they do not depend on the
-                // initializer's return type.
-                Outcome { report, .. } => Some(match codec::decode::<Report<()>>(&report) {
-                    Ok(Report::Panicked(info)) => format!("it panicked: {info}"),
-                    Ok(Report::Failed(reason)) => reason,
-                    _ => "it failed".to_owned(),
-                }),
-            },
-            Err(_) => Some(format!(
-                "task `{name}` is not registered in the worker's executable"
-            )),
-        };
-        if let Some(failure) = failure {
+        if let Some(failure) = run_initializer(&name, payload) {
             send(&FromWorker::InitializerFailed(failure));
             child::finish(task::EXIT_FAILURE);
         }
     }
 
+    let mut outbox = Outbox::default();
     let mut units_done: u64 = 0;
     // Until the pool says stop, or drops its end of the inbox.
     while let Ok(message) = inbox.recv() {
         let mut shared = message.shared.into_iter();
-        let message = message.bytes;
-        let (names, items, units) = match codec::decode_borrowed::<ToWorker<'_>>(&message.0) {
-            Ok(ToWorker::Batch {
-                names,
-                items,
-                units,
-            }) => (names, items, units),
+        let (names, units) = match codec::decode_borrowed::<ToWorker<'_>>(&message.bytes.0) {
+            Ok(ToWorker::Batch { names, units }) => (names, units),
             Ok(ToWorker::Stop) => break,
             Err(error) => {
                 eprintln!("process-tasks: a pool worker received a corrupt batch: {error}");
@@ -238,31 +310,37 @@ pub(crate) fn pool_worker(config: WorkerConfig) {
                 })
             })
             .collect();
-        let mut finished: Vec<(u64, Vec<u8>)> = Vec::with_capacity(items.len());
-        let mut busy = Duration::ZERO;
-        let mut oldest: Option<Instant> = None;
-        for item in &items {
-            let started = Instant::now();
-            progress.start(item.id);
-            let item_shared = shared.by_ref().take(item.shared as usize).collect();
-            let outcome = match entries.get(item.task as usize) {
-                Some(Ok(entry)) => (entry.run)(item.payload, item_shared),
-                Some(Err(reason)) => encode_report::<()>(&Report::Failed(reason.clone())),
-                None => {
-                    encode_report::<()>(&Report::Failed("a corrupt batch named no task".into()))
+        for unit in &units {
+            let entry = entries.get(unit.task as usize);
+            for index in 0..unit.ends.len() {
+                let count = unit.shared.get(index).copied().unwrap_or(0) as usize;
+                let item_shared = shared.by_ref().take(count).collect();
+                let payload = item(unit.items, &unit.ends, index).unwrap_or_default();
+                progress.start(unit.id, index as u32);
+                outbox.record(unit.id, index as u32, |out| {
+                    match entry {
+                        Some(Ok(entry)) => {
+                            (entry.run)(payload, item_shared, out);
+                        }
+                        Some(Err(reason)) => {
+                            encode_report_into::<()>(&Report::Failed(reason.clone()), out);
+                        }
+                        None => {
+                            encode_report_into::<()>(
+                                &Report::Failed("a corrupt batch named no task".into()),
+                                out,
+                            );
+                        }
+                    };
+                });
+                progress.finish(index as u32);
+                if outbox.due() {
+                    outbox.flush(&send);
                 }
-            };
-            progress.finish(item.id);
-            busy += started.elapsed();
-            let Outcome { report, .. } = outcome;
-            finished.push((item.id, report));
-            if oldest.get_or_insert(started).elapsed() >= FLUSH_AFTER {
-                flush(&send, &mut finished, &mut busy);
-                oldest = None;
             }
         }
-        flush(&send, &mut finished, &mut busy);
-        units_done += units;
+        outbox.flush(&send);
+        units_done += units.len() as u64;
         if config.max_tasks.is_some_and(|max| units_done >= max) {
             break;
         }
@@ -270,18 +348,67 @@ pub(crate) fn pool_worker(config: WorkerConfig) {
     child::finish(0)
 }
 
-fn flush(send: &impl Fn(&FromWorker<'_>), finished: &mut Vec<(u64, Vec<u8>)>, busy: &mut Duration) {
-    if finished.is_empty() {
-        return;
+/// Runs the pool's initializer; `Some(reason)` if it failed.
+fn run_initializer(name: &str, payload: Nested) -> Option<String> {
+    let Ok(entry) = task::lookup(name) else {
+        return Some(format!(
+            "task `{name}` is not registered in the worker's executable"
+        ));
+    };
+    let mut report = Vec::new();
+    if (entry.run)(&payload.bytes, payload.shared, &mut report) == 0 {
+        return None;
     }
-    let items: Vec<(u64, &[u8])> = finished
-        .iter()
-        .map(|(id, report)| (*id, report.as_slice()))
-        .collect();
-    send(&FromWorker::Results {
-        items,
-        busy_nanos: busy.as_nanos() as u64,
-    });
-    finished.clear();
-    *busy = Duration::ZERO;
+    // Only the failure variants are decoded, and they do not depend on the initializer's
+    // return type.
+    Some(match codec::decode::<Report<()>>(&report) {
+        Ok(Report::Panicked(info)) => format!("it panicked: {info}"),
+        Ok(Report::Failed(reason)) => reason,
+        _ => "it failed".to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_are_found_by_their_end_offsets() {
+        let buffer = b"aaabcccc";
+        let ends = [3, 4, 8];
+        assert_eq!(item(buffer, &ends, 0), Some(&b"aaa"[..]));
+        assert_eq!(item(buffer, &ends, 1), Some(&b"b"[..]));
+        assert_eq!(item(buffer, &ends, 2), Some(&b"cccc"[..]));
+        assert_eq!(item(buffer, &ends, 3), None);
+        // Offsets that do not fit the buffer are not an index out of bounds.
+        assert_eq!(item(buffer, &[9], 0), None);
+        assert_eq!(item(buffer, &[5, 2], 1), None);
+    }
+
+    #[test]
+    fn progress_reports_the_running_and_finished_item() {
+        let progress = Progress::new();
+        assert_eq!(progress.state(), State::Idle);
+        progress.start(7, 0);
+        assert!(matches!(
+            progress.state(),
+            State::Running {
+                unit: 7,
+                index: 0,
+                ..
+            }
+        ));
+        progress.finish(0);
+        assert_eq!(progress.state(), State::Finished { unit: 7, index: 0 });
+        let shared = Progress::from_shared(progress.share()).unwrap();
+        shared.start(8, 41);
+        assert!(matches!(
+            progress.state(),
+            State::Running {
+                unit: 8,
+                index: 41,
+                ..
+            }
+        ));
+    }
 }

@@ -55,7 +55,7 @@ pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
                 Work::Closure(work) => child::run(identity, reports_tx, extras, work),
                 Work::Encoded { task, payload } => match task::lookup(task) {
                     Ok(entry) => child::run(identity, reports_tx, extras, move || {
-                        (entry.run)(&payload.bytes.0, payload.shared)
+                        entry.run_to_outcome(&payload.bytes.0, payload.shared)
                     }),
                     Err(_) => sys::exit_now(EXIT_FAILURE),
                 },

@@ -118,7 +118,7 @@ impl Start {
             reports,
             extras,
             move || match crate::globals::restore(globals) {
-                Ok(()) => (entry.run)(&payload.bytes.0, payload.shared),
+                Ok(()) => entry.run_to_outcome(&payload.bytes.0, payload.shared),
                 Err(reason) => {
                     crate::task::encode_report::<()>(&crate::task::Report::Failed(reason))
                 }
