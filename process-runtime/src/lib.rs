@@ -129,6 +129,7 @@ mod globals;
 mod panic;
 mod pool;
 mod process;
+mod shared;
 mod spawn;
 mod start_method;
 mod sys;
@@ -143,6 +144,10 @@ pub use globals::ProcessGlobal;
 pub use pool::{AsyncResult, Imap, MapResult, Pool, PoolBuilder};
 pub use process::{Builder, Process};
 pub use process_macros::process_task;
+pub use shared::{
+    Array, ArrayGuard, Connection, Event, Lock, LockError, LockGuard, LockResult, Plain, Queue,
+    RLock, Semaphore, SharedError, Value, ValueGuard, pipe, pipe_with_capacity,
+};
 pub use spawn::bootstrap::set_executable;
 pub use start_method::{StartMethod, StartMethodError, get_start_method, set_start_method};
 pub use task::{ProcessValue, Task};
@@ -152,6 +157,9 @@ pub mod prelude {
     pub use crate::{
         Pool, Process, StartMethod, Task, active_children, current_process, parent_process,
         process_global, process_task,
+    };
+    pub use crate::{
+        Array, Connection, Event, Lock, Queue, RLock, Semaphore, SharedError, Value, pipe,
     };
 }
 
