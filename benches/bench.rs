@@ -103,6 +103,7 @@ fn main() -> Result<()> {
     procspawn::init();
     let config = Config::from_env();
     let python = Python::from_env()?;
+    let machine = machine();
     let began = Instant::now();
     let mut rows = Vec::new();
     // Memory first, while this process is small (a forked child shares its pages); its rows are
@@ -117,7 +118,7 @@ fn main() -> Result<()> {
     scaling(&config, &mut rows)?;
     eprintln!("all measured in {:.1?}", began.elapsed());
     println!();
-    println!("{}", machine());
+    println!("{machine}");
     println!();
     print_table(&rows, &python);
     println!();
@@ -125,7 +126,7 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// `nproc`, the CPU model and the kernel.
+/// `nproc`, the CPU model, the kernel and the load.
 fn machine() -> String {
     let cpus = std::thread::available_parallelism().map_or(0, usize::from);
     let model = std::fs::read_to_string("/proc/cpuinfo")
@@ -139,7 +140,12 @@ fn machine() -> String {
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|release| release.trim().to_owned())
         .unwrap_or_default();
-    format!("Machine: {cpus} CPUs ({model}), Linux {kernel}")
+    // Other work on the machine shows in every figure; say how much there was.
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|loadavg| loadavg.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_default();
+    format!("Machine: {cpus} CPUs ({model}), Linux {kernel}; load average {load} before the run")
 }
 
 /// Spawn + join of a task returning a u64: ours under each start method, procspawn, and the raw
@@ -377,7 +383,7 @@ fn idle_memory(config: &Config, rows: &mut Vec<Row>) -> Result<()> {
 
 /// A 64 MiB `Vec<u8>` to a running worker and back, beside a memcpy of the same buffer.
 fn payload(config: &Config, rows: &mut Vec<Row>) -> Result<()> {
-    if !config.wants("payload") {
+    if !config.wants_group("payload") {
         return Ok(());
     }
     let runs = config.count(5);

@@ -87,6 +87,15 @@ impl Config {
         self.only.is_empty() || self.only.iter().any(|only| name.starts_with(only.as_str()))
     }
 
+    /// Whether any measurement of `group` (a prefix such as `payload`) runs in this run.
+    pub fn wants_group(&self, group: &str) -> bool {
+        self.only.is_empty()
+            || self
+                .only
+                .iter()
+                .any(|only| only.starts_with(group) || group.starts_with(only.as_str()))
+    }
+
     /// `base` iterations or tasks, scaled by `BENCH_SCALE`.
     pub fn count(&self, base: u64) -> u64 {
         ((base as f64 * self.scale).round() as u64).max(1)
