@@ -37,11 +37,12 @@ const CHECKED: &[(&str, Check)] = &[
     ("target_call", target_call),
     ("pool", pool),
     ("pool_apply", pool_apply),
+    ("components", components),
 ];
 
 /// Examples that come with the pool and the shared-state issues. When one lands, give it a
 /// check in [`CHECKED`] and take it off this list.
-const NOT_YET_CHECKED: &[&str] = &["isolation", "components"];
+const NOT_YET_CHECKED: &[&str] = &["isolation"];
 
 /// How long all the examples together may take before the test gives up on them. They need
 /// some 6 s; the rest is for slow, loaded machines.
@@ -673,4 +674,64 @@ fn pool_apply(run: &Run) {
         .flat_map(|i| [format!("开始执行任务{i}"), format!("结束执行任务{i}")])
         .collect();
     assert_eq!(run.lines, expected);
+}
+
+/// Queue, Pipe and Lock: every 包子 is made once and eaten once, after it was made; an eater's
+/// two lines are never split by another process's line (the lock); the bookkeeper's entries
+/// and total, sent through the pipe, match what the eaters said.
+fn components(run: &Run) {
+    let lines = &run.lines;
+    let mut made = BTreeMap::new(); // 包子 -> the line that says it was made
+    let mut eaten = BTreeMap::new(); // 包子 -> who ate it
+    let mut full = BTreeMap::new(); // eater -> how many it says it ate
+    let mut i = 0;
+    while let Some(line) = lines.get(i) {
+        if let Some((cook, baozi)) = line.split_once(" 做好了 ") {
+            assert!(["厨师A", "厨师B"].contains(&cook), "{line:?}");
+            assert!(
+                made.insert(baozi.to_owned(), i).is_none(),
+                "{baozi} made twice"
+            );
+        } else if let Some((who, baozi)) = line.split_once(" 拿到了 ") {
+            assert!(
+                made.get(baozi).is_some_and(|&at| at < i),
+                "{who} took {baozi} before it was made"
+            );
+            assert_eq!(
+                lines.get(i + 1),
+                Some(&format!("{who} 吃完了 {baozi}")),
+                "line {}: another line came between {who}'s two lines",
+                i + 2
+            );
+            assert!(
+                eaten.insert(baozi.to_owned(), who.to_owned()).is_none(),
+                "{baozi} eaten twice"
+            );
+            i += 1;
+        } else if let Some((who, count)) = line.split_once(" 吃饱了, 一共吃了 ") {
+            let count: usize = count.trim_end_matches(" 个").parse().expect("a count");
+            full.insert(who.to_owned(), count);
+        } else {
+            break;
+        }
+        i += 1;
+    }
+    let all: Vec<String> = ["A", "B"]
+        .iter()
+        .flat_map(|cook| (1..=3).map(move |n| format!("包子{cook}{n}")))
+        .collect();
+    assert_eq!(made.keys().cloned().collect::<Vec<_>>(), all);
+    assert_eq!(eaten.keys().cloned().collect::<Vec<_>>(), all);
+    let ate = |who: &str| eaten.values().filter(|w| *w == who).count();
+    for who in ["吃货1", "吃货2"] {
+        assert_eq!(full.get(who), Some(&ate(who)), "what {who} says it ate");
+    }
+    expect_lines(
+        &lines[i..],
+        &[
+            &format!("记账: 吃货1 吃了 {} 个", ate("吃货1")),
+            &format!("记账: 吃货2 吃了 {} 个", ate("吃货2")),
+            "主进程: 记账进程说一共吃了 6 个包子",
+        ],
+    );
 }
