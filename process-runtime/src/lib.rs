@@ -155,11 +155,9 @@ pub use task::{ProcessValue, Task};
 /// The names most programs need: `use process_runtime::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Pool, Process, StartMethod, Task, active_children, current_process, parent_process,
+        Array, Connection, Event, Lock, Pool, Process, Queue, RLock, Semaphore, SharedError,
+        StartMethod, Task, Value, active_children, current_process, parent_process, pipe,
         process_global, process_task,
-    };
-    pub use crate::{
-        Array, Connection, Event, Lock, Queue, RLock, Semaphore, SharedError, Value, pipe,
     };
 }
 

@@ -30,14 +30,16 @@ mod plain;
 mod queue;
 mod ring;
 mod segment;
+mod semaphore;
 mod value;
 
 pub use error::{LockError, LockResult, SharedError};
-pub use event::{Event, Semaphore};
+pub use event::Event;
 pub use lock::{Lock, LockGuard, RLock};
 pub use pipe::{Connection, pipe, pipe_with_capacity};
 pub use plain::Plain;
 pub use queue::Queue;
+pub use semaphore::Semaphore;
 pub use value::{Array, ArrayGuard, Value, ValueGuard};
 
 /// Sends `value` through the same encoding as task arguments, segments and all, and decodes it

@@ -241,7 +241,10 @@ mod tests {
         let error = queue.put(crate::Lock::new().unwrap()).unwrap_err();
         assert!(matches!(error, SharedError::Encode { .. }), "{error}");
         let source = std::error::Error::source(&error).unwrap().to_string();
-        assert!(source.contains("as (part of) a task's arguments"), "{source}");
+        assert!(
+            source.contains("as (part of) a task's arguments"),
+            "{source}"
+        );
     }
 
     #[test]
