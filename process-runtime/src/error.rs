@@ -361,6 +361,9 @@ pub enum Error {
     /// A pool could not be made or refused work.
     #[error(transparent)]
     Pool(#[from] PoolError),
+    /// A shared object failed: a timeout, a lock whose holder died, a queue item too large.
+    #[error(transparent)]
+    Shared(#[from] crate::shared::SharedError),
 }
 
 /// The conventional name of a signal, such as `SIGKILL`.

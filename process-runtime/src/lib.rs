@@ -86,6 +86,36 @@
 //! - a child whose handle is dropped without `join` is still reaped when it ends: no zombies;
 //! - a daemon may not start children ([`SpawnError::DaemonCannotHaveChildren`]).
 //!
+//! # Global state and shared objects
+//!
+//! A global declared with [`process_global!`] has one value per process: a child starts from
+//! its parent's value at the moment it is started, under every start method, and its writes
+//! never reach the parent (see [`ProcessGlobal`]). What is meant to be shared says so in its
+//! type: [`Value`] and [`Array`] hold plain data in shared memory, [`Lock`] and [`RLock`] are
+//! locks that tell the next holder when the previous one died holding them, [`Queue`] carries
+//! items between any number of producers and consumers, [`pipe`] makes two connected ends, and
+//! [`Event`] and [`Semaphore`] synchronise. They are passed to tasks as ordinary arguments:
+//!
+//! ```
+//! use process_runtime::prelude::*;
+//!
+//! #[process_task]
+//! fn add_to(total: Value<u64>, n: u64) {
+//!     total.update(|t| *t += n);
+//! }
+//!
+//! let total = Value::new(0_u64)?;
+//! let children: Vec<_> = (1..=4).map(|n| add_to.spawn(total.clone(), n)).collect::<Result<_, _>>()?;
+//! for child in children {
+//!     child.join()?;
+//! }
+//! assert_eq!(total.get(), 10);
+//! # Ok::<(), process_runtime::Error>(())
+//! ```
+//!
+//! They live in anonymous shared memory that the kernel frees when the last process using it
+//! exits, however it exits: nothing is left behind in `/dev/shm` or the temp dir.
+//!
 //! # Errors
 //!
 //! Starting a child fails with a [`SpawnError`], waiting for one with a [`ProcessError`] that

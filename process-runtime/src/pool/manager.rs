@@ -76,10 +76,9 @@ impl Items {
             self.bytes.truncate(start);
             return Err(error);
         }
-        if !shared.is_empty() && self.shared_counts.is_empty() {
-            self.shared_counts = vec![0; self.ends.len()];
-        }
-        if !self.shared_counts.is_empty() {
+        // Counts are kept only once some item has segments: zero for the items before it.
+        if !shared.is_empty() || !self.shared_counts.is_empty() {
+            self.shared_counts.resize(self.ends.len(), 0);
             self.shared_counts.push(shared.len() as u32);
         }
         self.shared.extend(shared);
@@ -917,5 +916,25 @@ mod tests {
             codec::decode(worker::item(&middle.bytes, &middle.ends, 1).unwrap()).unwrap();
         assert_eq!((second, third), (2000, 3));
         assert!(middle.shared.is_empty() && middle.shared_counts.is_empty());
+    }
+
+    #[test]
+    fn segments_are_counted_per_item_from_the_first_item_that_has_any() {
+        let mut items = Items::default();
+        items.push(&1_u64).unwrap();
+        items.push(&crate::Value::new(2_u64).unwrap()).unwrap();
+        items.push(&3_u64).unwrap();
+        assert_eq!(items.shared_counts, [0, 1, 0]);
+        assert_eq!(items.shared.len(), 1);
+        let middle = items.slice(1..2);
+        assert_eq!(
+            (middle.shared.len(), middle.shared_counts.as_slice()),
+            (1, &[1][..])
+        );
+        let tail = items.slice(2..3);
+        assert_eq!(
+            (tail.shared.len(), tail.shared_counts.as_slice()),
+            (0, &[0][..])
+        );
     }
 }

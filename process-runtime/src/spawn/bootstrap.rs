@@ -213,7 +213,12 @@ pub(crate) fn launch(role: Role, task: Option<&str>) -> Result<Launched, SpawnEr
             }));
         }
     };
-    match IpcSender::connect(name) {
+    let connected = IpcSender::connect(name.clone());
+    // A connected socket needs its path no more. The child would remove it once it has read our
+    // message, but a child killed before that would leave it behind in the temp dir: remove it
+    // here, now that nobody else has any business connecting.
+    remove_endpoint(&name);
+    match connected {
         Ok(endpoint) => Ok(Launched {
             pid,
             pidfd,
@@ -223,6 +228,15 @@ pub(crate) fn launch(role: Role, task: Option<&str>) -> Result<Launched, SpawnEr
         Err(error) => Err(reap_with(SpawnError::Bootstrap {
             reason: format!("could not connect to the child's bootstrap endpoint: {error}"),
         })),
+    }
+}
+
+/// Removes a bootstrap endpoint's socket and the directory ipc-channel made for it.
+fn remove_endpoint(name: &str) {
+    let path = std::path::Path::new(name);
+    let _ = std::fs::remove_file(path);
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::remove_dir(dir);
     }
 }
 
