@@ -43,6 +43,8 @@ use crate::wire::{self, Bytes};
 const MAX_WINDOW: usize = 4096;
 /// How much work, in time, a worker's window should hold.
 const WINDOW_TARGET_NANOS: f64 = 2_000_000.0;
+/// How many batches a worker may hold at once.
+const MAX_BATCHES_IN_FLIGHT: usize = 2;
 /// How many workers in a row may die before finishing any item before the pool gives up.
 const STARTUP_DEATHS_PER_PROCESS: usize = 3;
 
@@ -191,6 +193,8 @@ struct Worker {
     link: Arc<Link>,
     progress: Progress,
     in_flight: VecDeque<Unit>,
+    /// How many of the units in flight each batch sent to it holds, oldest first.
+    batches: VecDeque<usize>,
     /// Items given to it and not yet reported.
     in_flight_items: usize,
     units_assigned: u64,
@@ -253,6 +257,7 @@ fn start_worker(config: &Config) -> Result<Started, SpawnError> {
     let worker_config = WorkerConfig {
         initializer: config.initializer.clone(),
         max_tasks: config.max_tasks,
+        timed: config.task_timeout.is_some(),
     };
     let payload = attach::encode(&(&worker::pool_worker, &worker_config)).map_err(|source| {
         SpawnError::Encode {
@@ -384,6 +389,7 @@ impl Shared {
         let mut failed: Vec<Unit> = state.queue.drain(..).collect();
         for worker in &mut state.workers {
             failed.extend(worker.in_flight.drain(..));
+            worker.batches.clear();
             worker.in_flight_items = 0;
         }
         state.outstanding = 0;
@@ -512,6 +518,7 @@ impl Worker {
             link: started.link,
             progress: started.progress,
             in_flight: VecDeque::new(),
+            batches: VecDeque::new(),
             in_flight_items: 0,
             units_assigned: 0,
             max_tasks,
@@ -581,7 +588,10 @@ impl State {
                 break;
             }
             let worker = &mut self.workers[i];
-            if !worker.accepts_work() {
+            // Two batches in flight keep a worker busy: while it runs one, the next is already
+            // in its socket. Work that comes meanwhile waits in the queue and goes out as one
+            // batch when results come back, instead of one message per task.
+            if !worker.accepts_work() || worker.batches.len() >= MAX_BATCHES_IN_FLIGHT {
                 continue;
             }
             let mut units = Vec::new();
@@ -606,6 +616,7 @@ impl State {
                 Ok(batch) => {
                     worker.link.push(batch);
                     worker.units_assigned += units.len() as u64;
+                    worker.batches.push_back(units.len());
                     worker.in_flight_items = items;
                     worker.in_flight.extend(units);
                     links.push(Arc::clone(&worker.link));
@@ -744,6 +755,7 @@ impl State {
         let mut failed: Vec<Unit> = self.queue.drain(..).collect();
         for worker in &mut self.workers {
             failed.extend(worker.in_flight.drain(..));
+            worker.batches.clear();
             worker.in_flight_items = 0;
             let _ = worker.child.signal(libc::SIGKILL);
         }
@@ -758,7 +770,7 @@ impl State {
         let Some(limit) = config.task_timeout else {
             return;
         };
-        let now = worker::monotonic_nanos();
+        let now = worker::coarse_nanos();
         for worker in &mut self.workers {
             if let Running::Running { started_nanos, .. } = worker.progress.state() {
                 if !worker.killed_for_timeout
@@ -774,7 +786,7 @@ impl State {
     /// How long the manager may sleep before it must check the timeout again.
     fn next_check(&self, config: &Config) -> Option<Duration> {
         let limit = config.task_timeout?;
-        let now = worker::monotonic_nanos();
+        let now = worker::coarse_nanos();
         self.workers
             .iter()
             .filter(|w| !w.in_flight.is_empty())
@@ -835,6 +847,12 @@ impl Worker {
         self.in_flight_items -= count;
         if unit.left() == 0 {
             self.in_flight.pop_front();
+            if let Some(units) = self.batches.front_mut() {
+                *units -= 1;
+                if *units == 0 {
+                    self.batches.pop_front();
+                }
+            }
         }
         true
     }

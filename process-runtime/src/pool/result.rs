@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -79,25 +80,54 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Waits on `condvar` until `deadline` (`None`: for ever); `None` once the deadline has passed.
-fn wait<'a, T>(
-    condvar: &Condvar,
-    guard: MutexGuard<'a, T>,
-    deadline: Option<Instant>,
-) -> Option<MutexGuard<'a, T>> {
-    match deadline {
-        None => Some(condvar.wait(guard).unwrap_or_else(PoisonError::into_inner)),
-        Some(deadline) => {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return None;
+/// A condition variable that knows whether anybody waits, so that a delivery nobody waits for
+/// costs no system call: results of a pool are mostly read after they arrived.
+#[derive(Debug, Default)]
+struct Signal {
+    condvar: Condvar,
+    /// Changed only with the associated mutex held.
+    waiters: AtomicUsize,
+}
+
+impl Signal {
+    /// Waits until notified or `deadline` (`None`: for ever); `None` once the deadline has
+    /// passed.
+    fn wait<'a, T>(
+        &self,
+        guard: MutexGuard<'a, T>,
+        deadline: Option<Instant>,
+    ) -> Option<MutexGuard<'a, T>> {
+        let left = match deadline {
+            None => None,
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return None;
+                }
+                Some(left)
             }
-            Some(
-                condvar
+        };
+        self.waiters.fetch_add(1, Ordering::Relaxed);
+        let guard = match left {
+            None => self
+                .condvar
+                .wait(guard)
+                .unwrap_or_else(PoisonError::into_inner),
+            Some(left) => {
+                self.condvar
                     .wait_timeout(guard, left)
                     .unwrap_or_else(PoisonError::into_inner)
-                    .0,
-            )
+                    .0
+            }
+        };
+        self.waiters.fetch_sub(1, Ordering::Relaxed);
+        Some(guard)
+    }
+
+    /// Wakes the waiters, if any. Call with the associated mutex held.
+    fn notify(&self) {
+        if self.waiters.load(Ordering::Relaxed) > 0 {
+            self.condvar.notify_all();
         }
     }
 }
@@ -106,13 +136,14 @@ fn wait<'a, T>(
 #[derive(Debug, Default)]
 pub(crate) struct Slot {
     outcome: Mutex<Option<Delivery>>,
-    ready: Condvar,
+    ready: Signal,
 }
 
 impl Sink for Slot {
     fn deliver(&self, _first: usize, delivery: Delivery) {
-        *lock(&self.outcome) = Some(delivery);
-        self.ready.notify_all();
+        let mut outcome = lock(&self.outcome);
+        *outcome = Some(delivery);
+        self.ready.notify();
     }
 }
 
@@ -121,7 +152,7 @@ impl Slot {
     fn wait_until(&self, deadline: Option<Instant>) -> MutexGuard<'_, Option<Delivery>> {
         let mut outcome = lock(&self.outcome);
         while outcome.is_none() {
-            match wait(&self.ready, outcome, deadline) {
+            match self.ready.wait(outcome, deadline) {
                 Some(next) => outcome = next,
                 None => return lock(&self.outcome),
             }
@@ -227,7 +258,7 @@ impl<R> AsyncResult<R> {
 #[derive(Debug, Default)]
 pub(crate) struct Collector {
     state: Mutex<Collected>,
-    arrived: Condvar,
+    arrived: Signal,
 }
 
 #[derive(Debug, Default)]
@@ -246,8 +277,7 @@ impl Sink for Collector {
         state.arrived += delivery.len();
         state.runs.insert(first, (delivery, 0));
         state.arrivals.push_back(first);
-        drop(state);
-        self.arrived.notify_all();
+        self.arrived.notify();
     }
 }
 
@@ -272,7 +302,7 @@ impl Collector {
                 }
                 return value;
             }
-            state = wait(&self.arrived, state, None).expect("no deadline");
+            state = self.arrived.wait(state, None).expect("no deadline");
         }
     }
 
@@ -293,7 +323,7 @@ impl Collector {
                 state.arrivals.pop_front();
                 continue;
             }
-            state = wait(&self.arrived, state, None).expect("no deadline");
+            state = self.arrived.wait(state, None).expect("no deadline");
         }
     }
 
@@ -306,7 +336,7 @@ impl Collector {
     fn wait_for(&self, count: usize, deadline: Option<Instant>) -> bool {
         let mut state = lock(&self.state);
         while state.arrived < count {
-            match wait(&self.arrived, state, deadline) {
+            match self.arrived.wait(state, deadline) {
                 Some(next) => state = next,
                 None => return false,
             }

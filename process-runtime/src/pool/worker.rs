@@ -42,6 +42,8 @@ pub(crate) struct WorkerConfig {
     pub(crate) initializer: Option<(String, Nested)>,
     /// End after this many units of work (Python's `maxtasksperchild`).
     pub(crate) max_tasks: Option<u64>,
+    /// Whether the pool needs to know when each item started (it has a task timeout).
+    pub(crate) timed: bool,
 }
 
 /// From the pool to a worker.
@@ -124,7 +126,8 @@ const WORDS: usize = 3;
 pub(crate) enum State {
     /// No item started yet.
     Idle,
-    /// Running item `index` of unit `unit` since `started_nanos` on the monotonic clock.
+    /// Running item `index` of unit `unit` since `started_nanos` on the coarse monotonic clock
+    /// (0 when the pool has no task timeout).
     Running {
         unit: u64,
         index: u32,
@@ -159,9 +162,11 @@ impl Progress {
         unsafe { [0, 1, 2].map(|i| AtomicU64::from_ptr(base.add(i))) }
     }
 
-    fn start(&self, unit: u64, index: u32) {
+    /// Marks item `index` of `unit` started, at `now` (nanoseconds on the monotonic clock, or 0
+    /// when nobody needs to know).
+    fn start(&self, unit: u64, index: u32, now: u64) {
         let [started, unit_word, index_word] = self.words();
-        started.store(monotonic_nanos(), Ordering::Relaxed);
+        started.store(now, Ordering::Relaxed);
         unit_word.store(unit, Ordering::Relaxed);
         // Last, with release: a reader that sees this index sees the time and unit with it.
         index_word.store(u64::from(index) + 1, Ordering::Release);
@@ -192,9 +197,11 @@ impl Progress {
     }
 }
 
-/// The monotonic clock in nanoseconds; the same clock in every process of the machine.
-pub(crate) fn monotonic_nanos() -> u64 {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+/// The monotonic clock as the kernel last updated it (every few milliseconds), in nanoseconds:
+/// the same clock in every process of the machine, much cheaper to read than the precise one,
+/// and precise enough for flushing and timeouts.
+pub(crate) fn coarse_nanos() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC_COARSE)
         .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
         .unwrap_or(0)
 }
@@ -205,8 +212,10 @@ struct Outbox {
     reports: Vec<u8>,
     /// `(unit, first item, ends relative to the part's start, the part's start in `reports`)`.
     parts: Vec<(u64, u32, Vec<u32>, usize)>,
+    /// Time spent running the items waiting here.
     busy: Duration,
-    oldest: Option<Instant>,
+    /// When the oldest report waiting here was made, on the coarse clock.
+    oldest: Option<u64>,
 }
 
 impl Outbox {
@@ -220,17 +229,16 @@ impl Outbox {
             self.parts
                 .push((unit, index, Vec::new(), self.reports.len()));
         }
-        let started = Instant::now();
         run(&mut self.reports);
-        self.busy += started.elapsed();
-        self.oldest.get_or_insert(started);
+        self.oldest.get_or_insert_with(coarse_nanos);
         let (_, _, ends, start) = self.parts.last_mut().expect("pushed above");
         ends.push((self.reports.len() - *start) as u32);
     }
 
     fn due(&self) -> bool {
-        self.oldest
-            .is_some_and(|oldest| oldest.elapsed() >= FLUSH_AFTER)
+        self.oldest.is_some_and(|oldest| {
+            coarse_nanos().saturating_sub(oldest) >= FLUSH_AFTER.as_nanos() as u64
+        })
     }
 
     /// Sends what is waiting, if anything.
@@ -312,11 +320,14 @@ pub(crate) fn pool_worker(config: WorkerConfig) {
             .collect();
         for unit in &units {
             let entry = entries.get(unit.task as usize);
+            // Timed per unit, not per item: reading the clock would cost as much as a tiny task.
+            let mut started = Instant::now();
             for index in 0..unit.ends.len() {
                 let count = unit.shared.get(index).copied().unwrap_or(0) as usize;
                 let item_shared = shared.by_ref().take(count).collect();
                 let payload = item(unit.items, &unit.ends, index).unwrap_or_default();
-                progress.start(unit.id, index as u32);
+                let now = if config.timed { coarse_nanos() } else { 0 };
+                progress.start(unit.id, index as u32, now);
                 outbox.record(unit.id, index as u32, |out| {
                     match entry {
                         Some(Ok(entry)) => {
@@ -335,9 +346,12 @@ pub(crate) fn pool_worker(config: WorkerConfig) {
                 });
                 progress.finish(index as u32);
                 if outbox.due() {
+                    outbox.busy += started.elapsed();
                     outbox.flush(&send);
+                    started = Instant::now();
                 }
             }
+            outbox.busy += started.elapsed();
         }
         outbox.flush(&send);
         units_done += units.len() as u64;
@@ -389,7 +403,7 @@ mod tests {
     fn progress_reports_the_running_and_finished_item() {
         let progress = Progress::new();
         assert_eq!(progress.state(), State::Idle);
-        progress.start(7, 0);
+        progress.start(7, 0, 1);
         assert!(matches!(
             progress.state(),
             State::Running {
@@ -401,7 +415,7 @@ mod tests {
         progress.finish(0);
         assert_eq!(progress.state(), State::Finished { unit: 7, index: 0 });
         let shared = Progress::from_shared(progress.share()).unwrap();
-        shared.start(8, 41);
+        shared.start(8, 41, 2);
         assert!(matches!(
             progress.state(),
             State::Running {

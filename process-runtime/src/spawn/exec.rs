@@ -6,13 +6,18 @@ use crate::error::SpawnError;
 use crate::sys;
 use crate::task::{self, EXIT_FAILURE};
 
-/// Runs on the spawner thread: executes the child and hands it its task.
+/// Executes the child and hands it its task, on the calling thread (on the spawner thread for a
+/// daemon).
 pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
     let Work::Encoded { task, payload } = job.work else {
         return Err(SpawnError::Bootstrap {
             reason: "a closure cannot be sent to a re-executed child".to_owned(),
         });
     };
+    // From here until the child has its end of the report channel (see `FORK_LOCK`).
+    let _handover = super::FORK_LOCK
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let (reports_tx, reports) =
         crate::wire::channel().map_err(|e| SpawnError::os("create a channel", e))?;
     let launched = bootstrap::launch(Role::Child, Some(task))?;

@@ -9,7 +9,7 @@ use crate::sys::{self, Forked};
 use crate::task::{self, EXIT_FAILURE};
 use crate::{children, current};
 
-/// Runs on the spawner thread.
+/// Starts the child, on the calling thread (on the spawner thread for a daemon).
 pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
     let Job {
         identity,
@@ -17,6 +17,10 @@ pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
         extras,
         ..
     } = job;
+    // Taken before the report channel exists: no other fork may copy it (see `FORK_LOCK`).
+    let fork_lock = super::FORK_LOCK
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let (reports_tx, reports) =
         crate::wire::channel().map_err(|e| SpawnError::os("create a channel", e))?;
     let parent_pid = std::process::id() as i32;
@@ -39,7 +43,9 @@ pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
     // of the guards first thing. What the task itself does after a fork of a multi-threaded
     // parent is the documented risk of this start method.
     let forked = unsafe { sys::fork() };
-    drop((globals, channels, registry, current, stderr, stdout));
+    drop((
+        globals, channels, registry, current, stderr, stdout, fork_lock,
+    ));
     match forked {
         Err(error) => Err(SpawnError::os("fork", error)),
         Ok(Forked::Child) => {

@@ -76,27 +76,13 @@ struct Server {
 
 static SERVER: Mutex<Option<Server>> = Mutex::new(None);
 
-/// Runs on the spawner thread.
+/// Asks this process's fork server (started first if need be) to fork the child.
 pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
     let Work::Encoded { task, payload } = job.work else {
         return Err(SpawnError::Bootstrap {
             reason: "a closure cannot be sent to the fork server".to_owned(),
         });
     };
-    let (reports_tx, reports) =
-        crate::wire::channel().map_err(|e| SpawnError::os("create a channel", e))?;
-    let request = Request {
-        start: Start {
-            task: task.to_owned(),
-            payload,
-            identity: job.identity,
-            reports: reports_tx,
-            extras: job.extras,
-            globals: job.globals,
-        },
-        parent_pid: std::process::id() as i32,
-    };
-
     let mut slot = SERVER.lock().unwrap_or_else(PoisonError::into_inner);
     let me = std::process::id();
     let alive = slot.as_ref().is_some_and(|server| {
@@ -111,13 +97,34 @@ pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
                 std::mem::forget(old);
             }
         }
-        *slot = Some(launch()?);
+        // Started by the spawner thread: the server's clones are children of the thread that
+        // started it, and their parent-death signal must follow a thread that never ends.
+        *slot = Some(super::on_spawner(launch)??);
     }
+    // From here until the request, with our end of the report channel, is sent.
+    let handover = super::FORK_LOCK
+        .read()
+        .unwrap_or_else(PoisonError::into_inner);
+    let (reports_tx, reports) =
+        crate::wire::channel().map_err(|e| SpawnError::os("create a channel", e))?;
+    let request = Request {
+        start: Start {
+            task: task.to_owned(),
+            payload,
+            identity: job.identity,
+            reports: reports_tx,
+            extras: job.extras,
+            globals: job.globals,
+        },
+        parent_pid: me as i32,
+    };
     let server = slot.as_ref().expect("set above");
     let lost = |error: String| SpawnError::Bootstrap {
         reason: format!("the fork server is gone: {error}"),
     };
-    if let Err(error) = server.requests.send(request) {
+    let sent = server.requests.send(request);
+    drop(handover);
+    if let Err(error) = sent {
         *slot = None;
         return Err(lost(error.to_string()));
     }

@@ -1,16 +1,17 @@
 //! Starting a child: the three start methods behind one entry point, [`spawn`].
 //!
-//! Every child of a process is started by one long-lived thread of that process, the spawner.
-//! Two reasons:
+//! Children are started on the calling thread, with two rules:
 //!
-//! - **The parent-death signal.** Linux delivers `PR_SET_PDEATHSIG` when the *thread* that
-//!   created a child ends, not the process. A daemon child started from a short-lived thread (a
-//!   test, a request handler) would be killed when that thread returned. The spawner never
-//!   returns, so "the parent died" means the process died.
-//! - **No stray copies of a child's channel.** A child's end of its result channel exists in the
-//!   parent only between its creation and the child's start; because one thread does both for
-//!   every child, no other child forked meanwhile can inherit it, and the parent sees the channel
-//!   close exactly when the child ends.
+//! - **The parent-death signal follows a thread.** Linux delivers `PR_SET_PDEATHSIG` when the
+//!   *thread* that created a child ends, not the process. A daemon started from a short-lived
+//!   thread (a test, a request handler) would be killed when that thread returned. So a daemon
+//!   made by `fork` or `Spawn`, and the fork server (whose clones count as children of the thread
+//!   that started it), are started by one long-lived thread of the process, the spawner, which
+//!   never returns: for them, "the parent died" means the process died.
+//! - **No stray copies of a child's channel.** A child's end of its report channel exists in the
+//!   parent only between its creation and its handover; that span holds [`FORK_LOCK`] for
+//!   reading, and every `fork` holds it for writing. So no child forked meanwhile inherits it,
+//!   and the parent sees the channel close exactly when the child ends.
 
 pub(crate) mod bootstrap;
 mod exec;
@@ -18,7 +19,7 @@ mod fork;
 pub(crate) mod forkserver;
 
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -127,13 +128,23 @@ impl Start {
     }
 }
 
-type Reply = mpsc::SyncSender<Result<Started, SpawnError>>;
-type Requests = mpsc::Sender<(Job, Reply)>;
+/// A piece of work for the spawner thread.
+type Errand = Box<dyn FnOnce() + Send>;
 
 /// The spawner thread of this process, tagged with the pid it belongs to.
-static SPAWNER: Mutex<Option<(u32, Requests)>> = Mutex::new(None);
+static SPAWNER: Mutex<Option<(u32, mpsc::Sender<Errand>)>> = Mutex::new(None);
+
+/// Held for reading from the moment a child's end of its report channel exists in this process
+/// until it has been handed over (to the child or the fork server), and for writing across every
+/// `fork`: so that no forked child ever inherits another child's report channel, and the parent
+/// sees that channel close exactly when its child ends.
+pub(crate) static FORK_LOCK: RwLock<()> = RwLock::new(());
 
 /// Starts a child as `job` says. Refused in a daemon.
+///
+/// Most children are started on the calling thread. Two kinds go through the spawner thread (see
+/// the module docs): a daemon made by `fork` or `Spawn`, whose parent-death signal must follow
+/// a thread that lives as long as the process, and the fork server itself.
 pub(crate) fn spawn(mut job: Job) -> Result<Spawned, SpawnError> {
     if crate::current::is_daemon() {
         return Err(SpawnError::DaemonCannotHaveChildren);
@@ -146,26 +157,16 @@ pub(crate) fn spawn(mut job: Job) -> Result<Spawned, SpawnError> {
         StartMethod::Fork => Snapshot::default(),
         StartMethod::Spawn | StartMethod::ForkServer => crate::globals::snapshot()?,
     };
-    let (reply_tx, reply_rx) = mpsc::sync_channel(1);
-    spawner()?
-        .send((job, reply_tx))
-        .map_err(|_| SpawnError::Bootstrap {
-            reason: "the spawner thread is gone".to_owned(),
-        })?;
-    let (pid, pidfd, reports) = match reply_rx.recv() {
-        Ok(result) => {
-            let started = result?;
-            (started.pid, started.pidfd, started.reports)
-        }
-        Err(_) => {
-            return Err(SpawnError::Bootstrap {
-                reason: "the spawner thread is gone".to_owned(),
-            });
-        }
+    let started = match job.method {
+        StartMethod::Fork | StartMethod::Spawn if daemon => on_spawner(move || start(job))??,
+        _ => start(job)?,
     };
-    let child = Child::new(pid, pidfd, name, daemon);
+    let child = Child::new(started.pid, started.pidfd, name, daemon);
     children::register(Arc::clone(&child));
-    Ok(Spawned { child, reports })
+    Ok(Spawned {
+        child,
+        reports: started.reports,
+    })
 }
 
 /// What a start method produced before it was wrapped into a registered [`Child`].
@@ -176,7 +177,23 @@ pub(crate) struct Started {
     pub(crate) reports: wire::Receiver,
 }
 
-fn spawner() -> Result<Requests, SpawnError> {
+/// Runs `errand` on this process's spawner thread and returns what it returned.
+pub(crate) fn on_spawner<R: Send + 'static>(
+    errand: impl FnOnce() -> R + Send + 'static,
+) -> Result<R, SpawnError> {
+    let gone = || SpawnError::Bootstrap {
+        reason: "the spawner thread is gone".to_owned(),
+    };
+    let (reply_tx, reply_rx) = mpsc::sync_channel(1);
+    spawner()?
+        .send(Box::new(move || {
+            let _ = reply_tx.send(errand());
+        }))
+        .map_err(|_| gone())?;
+    reply_rx.recv().map_err(|_| gone())
+}
+
+fn spawner() -> Result<mpsc::Sender<Errand>, SpawnError> {
     let mut slot = SPAWNER.lock().unwrap_or_else(PoisonError::into_inner);
     let me = std::process::id();
     if let Some((owner, sender)) = slot.as_ref() {
@@ -189,12 +206,14 @@ fn spawner() -> Result<Requests, SpawnError> {
     if let Some(inherited) = slot.take() {
         std::mem::forget(inherited);
     }
-    let (sender, requests) = mpsc::channel::<(Job, Reply)>();
+    let (sender, errands) = mpsc::channel::<Errand>();
     std::thread::Builder::new()
         .name("process-tasks-spawner".to_owned())
+        // A forked child continues on a copy of this thread's stack; give it a main thread's.
+        .stack_size(8 << 20)
         .spawn(move || {
-            for (job, reply) in requests {
-                let _ = reply.send(start(job));
+            for errand in errands {
+                errand();
             }
         })
         .map_err(|error| SpawnError::os("start the spawner thread", error))?;
@@ -202,7 +221,6 @@ fn spawner() -> Result<Requests, SpawnError> {
     Ok(sender)
 }
 
-/// Runs on the spawner thread.
 fn start(job: Job) -> Result<Started, SpawnError> {
     match job.method {
         StartMethod::Fork => fork::start(job),
