@@ -195,15 +195,6 @@ pub(crate) fn random_bytes<const N: usize>() -> io::Result<[u8; N]> {
     Ok(buf)
 }
 
-/// Clears `FD_CLOEXEC` so that `fd` survives `exec`. Async-signal-safe.
-pub(crate) fn clear_cloexec(fd: RawFd) -> io::Result<()> {
-    // SAFETY: fcntl on a descriptor number touches no memory; a bad descriptor gives EBADF.
-    if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 /// Points standard input at `/dev/null`, as Python does in every child, so that a child never
 /// competes with its parent for the terminal.
 pub(crate) fn stdin_from_dev_null() {

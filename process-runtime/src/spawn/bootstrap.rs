@@ -10,9 +10,11 @@
 //!
 //! # The handshake
 //!
-//! 1. The parent makes a pipe and passes its write end (and a fresh 32-byte secret) to the
-//!    child through the variable. Only that child has the pipe: whatever arrives on it comes from
-//!    the child, and end-of-file means it died, so the parent never waits blindly.
+//! 1. The parent makes a pipe and passes its write end to the child as its standard input, with a
+//!    fresh 32-byte secret and its own pid in the variable. Only that child has the pipe: whatever
+//!    arrives on it comes from the child, and end-of-file means it died, so the parent never
+//!    waits blindly. (Standard input, because std then starts the child with `posix_spawn`
+//!    rather than a full `fork` of the parent; the child puts /dev/null there afterwards.)
 //! 2. The child opens an [`IpcOneShotServer`] and writes its name on the pipe (or why it cannot
 //!    run, such as a task that is not registered in this executable).
 //! 3. The parent connects to it and sends a [`Hello`]: the secret, and what to do, with the
@@ -21,12 +23,13 @@
 //!    and the child ends; the parent then cannot connect and reports the failure. A child thus
 //!    only ever runs work its parent sent, and its report channel is a socket nobody else holds.
 //!
-//! Until the handshake ends, the child has `PR_SET_PDEATHSIG` set, so it cannot outlive a parent
-//! that dies meanwhile; a non-daemon child clears it when it starts its task.
+//! Until the handshake ends, the child has `PR_SET_PDEATHSIG` set (its constructor sets it, and
+//! exits if its parent is already gone), so it cannot outlive a parent that dies meanwhile; a
+//! non-daemon child clears it when it starts its task.
 
 use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -141,37 +144,27 @@ pub(crate) fn launch(role: Role, task: Option<&str>) -> Result<Launched, SpawnEr
     let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| SpawnError::os("create a pipe", e.into()))?;
     let program = executable();
-    let write_fd = write_end.as_raw_fd();
-    let parent_pid = std::process::id() as i32;
+    let parent_pid = std::process::id();
     let value = format!(
         "{} {} {} {}",
         role.as_str(),
-        write_fd,
+        parent_pid,
         hex(&secret),
         task.unwrap_or("-")
     );
     let mut command = Command::new(&program);
-    command.env(ENV, value).stdin(Stdio::null());
+    // The pipe's write end is the child's standard input: the one descriptor besides 1 and 2
+    // that std passes without a `pre_exec` hook, which would force a full `fork` of this
+    // process where `posix_spawn` costs a fraction. The child swaps in /dev/null once it has
+    // answered, and sets its parent-death signal itself.
+    command.env(ENV, value).stdin(Stdio::from(write_end));
     if let Some(arg0) = std::env::args_os().next() {
         command.arg0(arg0);
-    }
-    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe system
-    // calls (fcntl, prctl, getppid, _exit); it allocates nothing.
-    unsafe {
-        command.pre_exec(move || {
-            sys::clear_cloexec(write_fd)?;
-            sys::set_parent_death_signal(libc::SIGKILL)?;
-            if sys::getppid() != parent_pid {
-                sys::exit_now(EXIT_FAILURE);
-            }
-            Ok(())
-        });
     }
     let child = command
         .spawn()
         .map_err(|e| SpawnError::os(format!("execute {}", program.display()), e))?;
     drop(command);
-    drop(write_end);
     let pid = child.id() as i32;
     let pidfd = sys::pidfd_open(pid).map_err(|e| SpawnError::os("open a pidfd", e))?;
 
@@ -300,7 +293,8 @@ pub(crate) fn accept(server: IpcOneShotServer<Hello>, secret: &Secret) -> Result
 /// What the bootstrap variable said.
 struct Config {
     role: Role,
-    pipe: RawFd,
+    /// The pid of the process that started this one.
+    parent: i32,
     secret: Secret,
     task: String,
 }
@@ -313,12 +307,12 @@ fn parse(value: &OsStr) -> Option<Config> {
         "forkserver" => Role::ForkServer,
         _ => return None,
     };
-    let pipe = parts.next()?.parse().ok()?;
+    let parent = parts.next()?.parse().ok()?;
     let secret = unhex(parts.next()?)?;
     let task = parts.next()?.to_owned();
     Some(Config {
         role,
-        pipe,
+        parent,
         secret,
         task,
     })
@@ -357,8 +351,15 @@ fn become_bootstrapped(value: OsString) -> ! {
     // do the same here, or a write to a closed pipe would kill it instead of failing.
     // SAFETY: setting a signal's disposition to SIG_IGN installs no handler code.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
-    // SAFETY: the parent passed this descriptor, open, for us alone; we take ownership of it.
-    let mut pipe = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(config.pipe) });
+    // Die with the parent until the handshake is done (a non-daemon child clears this when it
+    // starts its task), and give up if the parent is already gone.
+    let _ = sys::set_parent_death_signal(libc::SIGKILL);
+    if sys::getppid() != config.parent {
+        sys::exit_now(EXIT_FAILURE);
+    }
+    // SAFETY: the parent passed the handshake pipe as standard input, for us alone. The `File`
+    // is never dropped: `stdin_from_dev_null` below replaces descriptor 0, which closes the pipe.
+    let mut pipe = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(0) });
     if config.role == Role::Child {
         let refusal = match task::lookup(&config.task) {
             Ok(_) => None,
@@ -380,7 +381,7 @@ fn become_bootstrapped(value: OsString) -> ! {
     if writeln!(pipe, "ready {name}").is_err() {
         sys::exit_now(EXIT_FAILURE);
     }
-    drop(pipe);
+    sys::stdin_from_dev_null();
     let body = match accept(server, &config.secret) {
         Ok(body) => body,
         Err(reason) => {
