@@ -144,6 +144,19 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Payload, Encode
     })
 }
 
+/// Runs `encode` on a new buffer and gathers the segments of the shared objects it serializes.
+pub(crate) fn encode_with(
+    encode: impl FnOnce(&mut Vec<u8>) -> Result<(), EncodeError>,
+) -> Result<Payload, EncodeError> {
+    let mut bytes = Vec::new();
+    let (encoded, shared) = collecting(|| encode(&mut bytes));
+    encoded?;
+    Ok(Payload {
+        bytes: crate::wire::Bytes(bytes),
+        shared,
+    })
+}
+
 /// Decodes a `T` whose shared objects take their segments from `attachments`.
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(
     bytes: &[u8],

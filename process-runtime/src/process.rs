@@ -9,13 +9,12 @@ use ipc_channel::{IpcError, TryRecvError};
 
 use crate::attach;
 use crate::children::{self, Child};
-use crate::codec;
 use crate::current;
 use crate::error::{ProcessError, SpawnError};
 use crate::spawn::{self, Job, Work};
 use crate::start_method::{StartMethod, get_start_method};
 use crate::sys::ExitStatus;
-use crate::task::{Report, Task, encode_report, run_caught};
+use crate::task::{self, Report, Task, encode_call, encode_report, run_caught};
 use crate::wire;
 
 /// Options for starting a child: its name, whether it is a daemon, and how it is started.
@@ -85,12 +84,12 @@ impl<T: Task> Builder<T> {
             }
             StartMethod::Spawn | StartMethod::ForkServer => Work::Encoded {
                 task: T::NAME,
-                payload: attach::encode(&(&self.task, &args)).map_err(|source| {
-                    SpawnError::Encode {
+                payload: attach::encode_with(|out| encode_call(&self.task, &args, out)).map_err(
+                    |source| SpawnError::Encode {
                         task: T::NAME,
                         source,
-                    }
-                })?,
+                    },
+                )?,
             },
         };
         let identity = current::next_child("Process", self.name, self.daemon);
@@ -296,7 +295,7 @@ impl<R> Process<R> {
     }
 }
 
-impl<R: serde::de::DeserializeOwned> Process<R> {
+impl<R: serde::de::DeserializeOwned + 'static> Process<R> {
     /// Waits for the child to end and returns what its task returned (Python's `p.join()`,
     /// plus the return value Python would make you send through a queue).
     ///
@@ -344,8 +343,10 @@ fn deadline_after(timeout: Duration) -> Option<Instant> {
     Instant::now().checked_add(timeout)
 }
 
-fn decode_report<R: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<R, ProcessError> {
-    match codec::decode::<Report<R>>(bytes) {
+fn decode_report<R: serde::de::DeserializeOwned + 'static>(
+    bytes: &[u8],
+) -> Result<R, ProcessError> {
+    match task::decode_report::<R>(bytes) {
         Ok(Report::Returned(value)) => Ok(value),
         Ok(Report::Panicked(info)) => Err(ProcessError::Panicked(info)),
         Ok(Report::Failed(reason)) => Err(ProcessError::Failed(reason)),
@@ -393,10 +394,10 @@ mod tests {
 
     #[test]
     fn reports_decode_by_variant() {
-        let bytes = codec::encode(&Report::<u64>::Returned(12)).unwrap();
+        let bytes = crate::codec::encode(&Report::<u64>::Returned(12)).unwrap();
         assert_eq!(decode_report::<u64>(&bytes).unwrap(), 12);
         let failed: Report<()> = Report::Failed("no".into());
-        let bytes = codec::encode(&failed).unwrap();
+        let bytes = crate::codec::encode(&failed).unwrap();
         assert!(matches!(
             decode_report::<Vec<String>>(&bytes),
             Err(ProcessError::Failed(_))

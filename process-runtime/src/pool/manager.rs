@@ -23,7 +23,6 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use ipc_channel::ipc::{self, IpcReceiverSet, IpcSelectionResult, IpcSender};
-use serde::Serialize;
 
 use super::result::{Delivery, Reports, Sink};
 use super::worker::{
@@ -70,10 +69,22 @@ pub(crate) struct Items {
 }
 
 impl Items {
-    /// Encodes one more item. On failure nothing is added.
-    pub(crate) fn push<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), EncodeError> {
+    /// Encodes one more item, the call `(task, args)`. On failure nothing is added.
+    pub(crate) fn push<T: crate::Task>(
+        &mut self,
+        task: &T,
+        args: &T::Args,
+    ) -> Result<(), EncodeError> {
+        self.push_with(|out| crate::task::encode_call(task, args, out))
+    }
+
+    /// Encodes one more item with `encode`. On failure nothing is added.
+    fn push_with(
+        &mut self,
+        encode: impl FnOnce(&mut Vec<u8>) -> Result<(), EncodeError>,
+    ) -> Result<(), EncodeError> {
         let start = self.bytes.len();
-        let (encoded, shared) = attach::collecting(|| codec::encode_into(value, &mut self.bytes));
+        let (encoded, shared) = attach::collecting(|| encode(&mut self.bytes));
         if let Err(error) = encoded {
             self.bytes.truncate(start);
             return Err(error);
@@ -655,7 +666,7 @@ impl State {
                 for part in parts {
                     let len = part.ends.len();
                     let reports = Reports {
-                        bytes: part.reports.to_vec(),
+                        bytes: crate::wire::copy_to_vec(part.reports),
                         ends: part.ends,
                     };
                     if !worker.deliver(part.unit, part.first as usize, reports) {
@@ -882,10 +893,19 @@ fn encode_batch(units: &[Unit]) -> Result<Payload, EncodeError> {
             shared: unit.items.shared_counts.clone(),
         });
     }
-    let bytes = codec::encode(&ToWorker::Batch {
-        names,
-        units: messages,
-    })?;
+    let mut bytes = Vec::new();
+    let size: usize = units
+        .iter()
+        .map(|u| u.items.bytes.len() + 8 * u.items.len())
+        .sum();
+    crate::wire::reserve(&mut bytes, size + 64);
+    codec::encode_into(
+        &ToWorker::Batch {
+            names,
+            units: messages,
+        },
+        &mut bytes,
+    )?;
     Ok(Payload {
         bytes: Bytes(bytes),
         shared,
@@ -924,7 +944,9 @@ mod tests {
     fn a_slice_of_items_keeps_their_bytes_and_segments() {
         let mut items = Items::default();
         for value in [10_u64, 2000, 3] {
-            items.push(&value).unwrap();
+            items
+                .push_with(|out| codec::encode_into(&value, out))
+                .unwrap();
         }
         let middle = items.slice(1..3);
         assert_eq!(middle.len(), 2);
@@ -939,9 +961,16 @@ mod tests {
     #[test]
     fn segments_are_counted_per_item_from_the_first_item_that_has_any() {
         let mut items = Items::default();
-        items.push(&1_u64).unwrap();
-        items.push(&crate::Value::new(2_u64).unwrap()).unwrap();
-        items.push(&3_u64).unwrap();
+        let value = crate::Value::new(2_u64).unwrap();
+        items
+            .push_with(|out| codec::encode_into(&1_u64, out))
+            .unwrap();
+        items
+            .push_with(|out| codec::encode_into(&value, out))
+            .unwrap();
+        items
+            .push_with(|out| codec::encode_into(&3_u64, out))
+            .unwrap();
         assert_eq!(items.shared_counts, [0, 1, 0]);
         assert_eq!(items.shared.len(), 1);
         let middle = items.slice(1..2);

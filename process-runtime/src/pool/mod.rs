@@ -108,7 +108,7 @@ impl PoolBuilder {
     /// starting workers forever.
     pub fn initializer<T: Task>(mut self, task: T, args: T::Args) -> Self {
         self.initializer = Some(
-            attach::encode(&(&task, &args))
+            attach::encode_with(|out| crate::task::encode_call(&task, &args, out))
                 .map(|payload| (T::NAME.to_owned(), Nested::from(payload)))
                 .map_err(|error| error.to_string()),
         );
@@ -430,7 +430,7 @@ impl<'t, T: Task> Chunker<'t, T> {
         if self.items.is_empty() {
             self.first = index;
         }
-        match self.items.push(&(self.task, args)) {
+        match self.items.push(self.task, args) {
             Ok(()) if self.items.len() >= self.chunksize => self.cut(),
             Ok(()) => {}
             Err(error) => {

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 
 use super::worker::item;
-use crate::codec;
 use crate::error::TaskError;
 use crate::task::Report;
 
@@ -28,7 +27,7 @@ impl Reports {
         self.ends.len()
     }
 
-    fn decode<R: DeserializeOwned>(&self, index: usize) -> Result<R, TaskError> {
+    fn decode<R: DeserializeOwned + 'static>(&self, index: usize) -> Result<R, TaskError> {
         decode(item(&self.bytes, &self.ends, index).unwrap_or_default())
     }
 }
@@ -48,7 +47,7 @@ impl Delivery {
         }
     }
 
-    fn decode<R: DeserializeOwned>(&self, offset: usize) -> Result<R, TaskError> {
+    fn decode<R: DeserializeOwned + 'static>(&self, offset: usize) -> Result<R, TaskError> {
         match self {
             Delivery::Reports(reports) => reports.decode(offset),
             Delivery::Failed(error) => Err(error.clone()),
@@ -63,8 +62,8 @@ pub(crate) trait Sink: Send + Sync {
 }
 
 /// Decodes a report into the task's value or its failure.
-fn decode<R: DeserializeOwned>(bytes: &[u8]) -> Result<R, TaskError> {
-    match codec::decode::<Report<R>>(bytes) {
+fn decode<R: DeserializeOwned + 'static>(bytes: &[u8]) -> Result<R, TaskError> {
+    match crate::task::decode_report::<R>(bytes) {
         Ok(Report::Returned(value)) => Ok(value),
         Ok(Report::Panicked(info)) => Err(TaskError::Panicked(info)),
         Ok(Report::Failed(reason)) => Err(TaskError::Failed(reason)),
@@ -171,7 +170,7 @@ pub struct AsyncResult<R> {
     _output: PhantomData<fn() -> R>,
 }
 
-impl<R: DeserializeOwned> AsyncResult<R> {
+impl<R: DeserializeOwned + 'static> AsyncResult<R> {
     pub(crate) fn new(slot: Arc<Slot>) -> Self {
         AsyncResult {
             slot,
@@ -284,7 +283,7 @@ impl Sink for Collector {
 impl Collector {
     /// Waits for the outcome of item `index`, decodes it, and forgets it. Items are taken in
     /// increasing order.
-    pub(crate) fn take<R: DeserializeOwned>(&self, index: usize) -> Result<R, TaskError> {
+    pub(crate) fn take<R: DeserializeOwned + 'static>(&self, index: usize) -> Result<R, TaskError> {
         let mut state = lock(&self.state);
         loop {
             let found = state.runs.range_mut(..=index).next_back().and_then(
@@ -307,7 +306,7 @@ impl Collector {
     }
 
     /// Waits for the outcome of any item not yet taken, decodes it, and forgets it.
-    pub(crate) fn take_any<R: DeserializeOwned>(&self) -> Result<R, TaskError> {
+    pub(crate) fn take_any<R: DeserializeOwned + 'static>(&self) -> Result<R, TaskError> {
         let mut state = lock(&self.state);
         loop {
             if let Some(first) = state.arrivals.front().copied() {
@@ -345,7 +344,7 @@ impl Collector {
     }
 
     /// Decodes every item, `0..len`, in order, once all have arrived.
-    fn decode_all<R: DeserializeOwned>(&self, len: usize) -> Result<Vec<R>, TaskError> {
+    fn decode_all<R: DeserializeOwned + 'static>(&self, len: usize) -> Result<Vec<R>, TaskError> {
         let state = lock(&self.state);
         let mut values = Vec::with_capacity(len);
         for (first, (delivery, _)) in &state.runs {
@@ -368,7 +367,7 @@ pub struct MapResult<R> {
     _output: PhantomData<fn() -> R>,
 }
 
-impl<R: DeserializeOwned> MapResult<R> {
+impl<R: DeserializeOwned + 'static> MapResult<R> {
     pub(crate) fn new(collector: Arc<Collector>, len: usize) -> Self {
         MapResult {
             collector,

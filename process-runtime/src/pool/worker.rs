@@ -283,7 +283,17 @@ pub(crate) fn pool_worker(config: WorkerConfig) {
         child::finish(task::EXIT_FAILURE);
     };
     let send = |message: &FromWorker<'_>| {
-        let bytes = codec::encode(message).unwrap_or_default();
+        let mut bytes = Vec::new();
+        if let FromWorker::Results { parts, .. } = message {
+            let size: usize = parts
+                .iter()
+                .map(|p| p.reports.len() + 8 * p.ends.len())
+                .sum();
+            crate::wire::reserve(&mut bytes, size + 64);
+        }
+        if codec::encode_into(message, &mut bytes).is_err() {
+            bytes.clear();
+        }
         if reports.send(Bytes(bytes)).is_err() {
             // The pool is gone.
             child::finish(0);
