@@ -162,6 +162,10 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
     attachments: Attachments,
 ) -> Result<T, DecodeError> {
+    if attachments.is_empty() {
+        // Nothing to provide: a shared object in the bytes finds no segment either way.
+        return codec::decode(bytes);
+    }
     providing(attachments, || codec::decode(bytes))
 }
 
