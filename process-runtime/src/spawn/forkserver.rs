@@ -4,18 +4,20 @@
 //!
 //! The first `ForkServer` spawn of a process starts its server by re-executing the program (see
 //! [`bootstrap`](super::bootstrap)); the server never reaches `main`, so it holds nothing but the
-//! runtime, a single thread and a few pages of memory. Each spawn sends it a request over an
-//! ipc-channel; the server forks with `clone(CLONE_PARENT)`, so the new process is a child of the
-//! *requesting* process, not of the server: the requester waits for it, signals it, sees it in
-//! `active_children()`, and `getppid()` in the child names the requester. The child runs the task
-//! from the request and reports straight to the requester on the channel the request carried.
+//! runtime, a single thread and a few pages of memory. It keeps one *spare* child, cloned in
+//! advance with `clone(CLONE_PARENT)`, waiting on the request channel: the spare is a child of
+//! the *requesting* process, not of the server, so the requester waits for it, signals it, sees
+//! it in `active_children()`, and `getppid()` in it names the requester. A request goes straight
+//! to the spare, which answers with its pid, tells the server, and runs the task from the
+//! request, reporting to the requester on the channel the request carried; the server meanwhile
+//! clones the next spare, off the requester's path.
 //!
 //! The server ends when its request channel closes (the requester dropped it or died) and, since
-//! it has `PR_SET_PDEATHSIG`, when the requester dies. At normal exit the requester stops and
-//! reaps it after its children. A forked copy of the requester does not share its server: the
-//! server's children would become the requester's. Each process starts its own server, when it
-//! first needs one.
-//!
+//! it has `PR_SET_PDEATHSIG`, when the requester dies; so does a waiting spare. At normal exit the
+//! requester stops and reaps the server after its children. A forked copy of the requester does
+//! not share its server: the server's children would become the requester's. Each process starts
+//! its own server, when it first needs one.
+
 //! # Why it is the default
 //!
 //! It is safe in a multi-threaded parent (the server has one thread and no locks held), unlike
@@ -59,9 +61,12 @@ pub(crate) struct Request {
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Reply {
+    /// The child runs, with this pid.
     Started(i32),
-    Missing,
-    Ambiguous,
+    /// The task is not registered; the spare that found out (this pid) exits.
+    Missing(i32),
+    /// The task's name is registered twice; the spare (this pid) exits.
+    Ambiguous(i32),
     Failed(String),
 }
 
@@ -75,6 +80,9 @@ struct Server {
 }
 
 static SERVER: Mutex<Option<Server>> = Mutex::new(None);
+
+/// How long a requester waits for the server's answer before it gives up on the server.
+const REPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Asks this process's fork server (started first if need be) to fork the child.
 pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
@@ -129,8 +137,16 @@ pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
         return Err(lost(error.to_string()));
     }
     // The server holds the only other copy of the report sender until it has forked.
-    match server.replies.recv() {
-        Ok(Reply::Started(pid)) => {
+    // A spare answers at once; the limit is only against a server that stopped answering.
+    let reply = match server.replies.try_recv_timeout(REPLY_TIMEOUT) {
+        Ok(reply) => reply,
+        Err(error) => {
+            *slot = None;
+            return Err(lost(error.to_string()));
+        }
+    };
+    match reply {
+        Reply::Started(pid) => {
             let pidfd = sys::pidfd_open(pid).map_err(|e| SpawnError::os("open a pidfd", e))?;
             Ok(Started {
                 pid,
@@ -138,21 +154,30 @@ pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
                 reports,
             })
         }
-        Ok(Reply::Missing) => Err(SpawnError::NotRegistered {
-            name: task.to_owned(),
-            executable: "the fork server's executable".to_owned(),
-        }),
-        Ok(Reply::Ambiguous) => Err(SpawnError::AmbiguousName {
-            name: task.to_owned(),
-        }),
-        Ok(Reply::Failed(error)) => Err(SpawnError::Os {
-            what: "fork in the fork server".to_owned(),
+        Reply::Missing(pid) => {
+            reap(pid);
+            Err(SpawnError::NotRegistered {
+                name: task.to_owned(),
+                executable: "the fork server's executable".to_owned(),
+            })
+        }
+        Reply::Ambiguous(pid) => {
+            reap(pid);
+            Err(SpawnError::AmbiguousName {
+                name: task.to_owned(),
+            })
+        }
+        Reply::Failed(error) => Err(SpawnError::Os {
+            what: "start a child in the fork server".to_owned(),
             source: std::io::Error::other(error),
         }),
-        Err(error) => {
-            *slot = None;
-            Err(lost(error.to_string()))
-        }
+    }
+}
+
+/// Reaps a spare that exited instead of becoming a child: it is a child of this process.
+fn reap(pid: i32) {
+    if let Ok(pidfd) = sys::pidfd_open(pid) {
+        let _ = sys::waitid_pidfd(std::os::fd::AsFd::as_fd(&pidfd), true);
     }
 }
 
@@ -187,46 +212,119 @@ pub(crate) fn shutdown() {
     }
 }
 
+/// What a spare tells the server.
+#[derive(Debug, Serialize, Deserialize)]
+enum Note {
+    /// It took a request: time to make the next spare.
+    Taken,
+    /// The request channel closed: the requester is gone.
+    Closed,
+}
+
 /// The server's loop. Runs in the re-executed server process, which has one thread.
+///
+/// The server does not read requests itself: it keeps one *spare* child, cloned in advance,
+/// waiting on the request channel. A request goes straight to the spare, which answers the
+/// requester and becomes the child; meanwhile the server clones the next spare. The clone, the
+/// longest step of a start, is thus off the requester's path.
 pub(super) fn serve(start: ServerStart) -> ! {
     let records = ThreadRecords::of_current_thread();
-    let mut channels = Some((start.requests, start.replies));
+    let requester = sys::getppid();
+    // Done once here and inherited by every child, instead of done in each: the panic hook, and
+    // the index of the task table.
+    crate::panic::install_hook();
+    let _ = task::lookup("");
+    let ServerStart { requests, replies } = start;
     loop {
-        let request = match channels.as_ref().map(|(requests, _)| requests.recv()) {
-            Some(Ok(request)) => request,
-            // The requester closed the channel or died.
-            _ => sys::exit_now(0),
+        let Ok((note_tx, note_rx)) = ipc::channel::<Note>() else {
+            answer_one_with(
+                &requests,
+                &replies,
+                "could not create a channel in the fork server",
+            );
+            continue;
         };
-        let reply = match task::lookup(&request.start.task) {
-            Err(Lookup::Missing) => Reply::Missing,
-            Err(Lookup::Ambiguous) => Reply::Ambiguous,
-            // SAFETY: this process has a single thread (the server never starts one), and
-            // `records` were read on it.
-            Ok(entry) => match unsafe { sys::clone_as_sibling(&records) } {
-                Ok(Forked::Child) => {
-                    // The server's channels are not the child's business.
-                    drop(channels.take());
-                    run_child(request, entry)
+        // SAFETY: this process has a single thread (the server never starts one), and `records`
+        // were read on it.
+        match unsafe { sys::clone_as_sibling(&records) } {
+            Ok(Forked::Child) => {
+                drop(note_rx);
+                spare(requests, replies, note_tx, requester)
+            }
+            Ok(Forked::Parent(_)) => {
+                // The spare holds the only sender left: its death closes the channel.
+                drop(note_tx);
+                match note_rx.recv() {
+                    Ok(Note::Taken) => {}
+                    Ok(Note::Closed) => sys::exit_now(0),
+                    // It died before taking a request: make another.
+                    Err(_) => {}
                 }
-                Ok(Forked::Parent(pid)) => Reply::Started(pid),
-                Err(error) => Reply::Failed(error.to_string()),
-            },
-        };
-        // The request was dropped above, closing the server's copy of the report sender.
-        let sent = channels.as_ref().map(|(_, replies)| replies.send(reply));
-        if !matches!(sent, Some(Ok(()))) {
-            sys::exit_now(0);
+            }
+            Err(error) => {
+                answer_one_with(
+                    &requests,
+                    &replies,
+                    &format!("could not fork in the fork server: {error}"),
+                );
+            }
         }
+    }
+}
+
+/// When no spare can be made: answers the next request with the failure, so that the requester
+/// gets an error instead of waiting for a spare that will not come.
+fn answer_one_with(requests: &IpcReceiver<Request>, replies: &IpcSender<Reply>, reason: &str) {
+    let answered =
+        requests.recv().is_ok() && replies.send(Reply::Failed(reason.to_owned())).is_ok();
+    if !answered {
+        sys::exit_now(0);
+    }
+}
+
+/// A spare: waits for one request, answers it, and becomes the child it asks for.
+fn spare(
+    requests: IpcReceiver<Request>,
+    replies: IpcSender<Reply>,
+    note: IpcSender<Note>,
+    requester: i32,
+) -> ! {
+    // Until it has work, a spare dies with the requester, whatever else holds the request
+    // channel open (a forked copy of the requester does).
+    let _ = sys::set_parent_death_signal(libc::SIGKILL);
+    if sys::getppid() != requester {
+        sys::exit_now(0);
+    }
+    let Ok(request) = requests.recv() else {
+        let _ = note.send(Note::Closed);
+        sys::exit_now(0);
+    };
+    let me = std::process::id() as i32;
+    let entry = task::lookup(&request.start.task);
+    let reply = match entry {
+        Ok(_) => Reply::Started(me),
+        Err(Lookup::Missing) => Reply::Missing(me),
+        Err(Lookup::Ambiguous) => Reply::Ambiguous(me),
+    };
+    let _ = replies.send(reply);
+    let _ = note.send(Note::Taken);
+    // The server's channels are not the child's business.
+    drop((requests, replies, note));
+    match entry {
+        Ok(entry) => run_child(request, entry),
+        Err(_) => sys::exit_now(EXIT_FAILURE),
     }
 }
 
 fn run_child(request: Request, entry: &'static task::TaskEntry) -> ! {
     let Request { start, parent_pid } = request;
     if start.identity.daemon {
-        let _ = sys::set_parent_death_signal(libc::SIGKILL);
         if sys::getppid() != parent_pid {
             sys::exit_now(EXIT_FAILURE);
         }
+    } else {
+        // Only daemons die with their parent; the others outlive it, as in Python.
+        let _ = sys::set_parent_death_signal(0);
     }
     start.run(entry)
 }
