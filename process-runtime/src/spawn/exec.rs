@@ -1,7 +1,7 @@
 //! Start method `Spawn`: execute this program again and run only the task in it.
 
 use super::bootstrap::{self, Body, Role};
-use super::{Job, Start, Started, Work};
+use super::{Job, Start, Started};
 use crate::error::SpawnError;
 use crate::sys;
 use crate::task::{self, EXIT_FAILURE};
@@ -9,26 +9,14 @@ use crate::task::{self, EXIT_FAILURE};
 /// Executes the child and hands it its task, on the calling thread (on the spawner thread for a
 /// daemon).
 pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
-    let Work::Encoded { task, payload } = job.work else {
-        return Err(SpawnError::Bootstrap {
-            reason: "a closure cannot be sent to a re-executed child".to_owned(),
-        });
-    };
     // From here until the child has its end of the report channel (see `FORK_LOCK`).
     let _handover = super::FORK_LOCK
         .read()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let (reports_tx, reports) =
         crate::wire::channel().map_err(|e| SpawnError::os("create a channel", e))?;
-    let launched = bootstrap::launch(Role::Child, Some(task))?;
-    let start = Start {
-        task: task.to_owned(),
-        payload,
-        identity: job.identity,
-        reports: reports_tx,
-        extras: job.extras,
-        globals: job.globals,
-    };
+    let start = job.into_start(reports_tx)?;
+    let launched = bootstrap::launch(Role::Child, Some(&start.task))?;
     let (pid, pidfd) = launched.complete(Body::Child(Box::new(start)))?;
     Ok(Started {
         pid,

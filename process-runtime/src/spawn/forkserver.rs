@@ -32,7 +32,7 @@ use ipc_channel::ipc::{self, IpcReceiver, IpcSender};
 use serde::{Deserialize, Serialize};
 
 use super::bootstrap::{self, Body, Role};
-use super::{Job, Start, Started, Work};
+use super::{Job, Start, Started};
 use crate::error::SpawnError;
 use crate::sys::{self, Forked, ThreadRecords};
 use crate::task::{self, EXIT_FAILURE, Lookup};
@@ -86,11 +86,6 @@ const REPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Asks this process's fork server (started first if need be) to fork the child.
 pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
-    let Work::Encoded { task, payload } = job.work else {
-        return Err(SpawnError::Bootstrap {
-            reason: "a closure cannot be sent to the fork server".to_owned(),
-        });
-    };
     let mut slot = SERVER.lock().unwrap_or_else(PoisonError::into_inner);
     let me = std::process::id();
     let alive = slot.as_ref().is_some_and(|server| {
@@ -115,15 +110,10 @@ pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
         .unwrap_or_else(PoisonError::into_inner);
     let (reports_tx, reports) =
         crate::wire::channel().map_err(|e| SpawnError::os("create a channel", e))?;
+    let start = job.into_start(reports_tx)?;
+    let task = start.task.clone();
     let request = Request {
-        start: Start {
-            task: task.to_owned(),
-            payload,
-            identity: job.identity,
-            reports: reports_tx,
-            extras: job.extras,
-            globals: job.globals,
-        },
+        start,
         parent_pid: me as i32,
     };
     let server = slot.as_ref().expect("set above");
@@ -157,15 +147,13 @@ pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
         Reply::Missing(pid) => {
             reap(pid);
             Err(SpawnError::NotRegistered {
-                name: task.to_owned(),
+                name: task,
                 executable: "the fork server's executable".to_owned(),
             })
         }
         Reply::Ambiguous(pid) => {
             reap(pid);
-            Err(SpawnError::AmbiguousName {
-                name: task.to_owned(),
-            })
+            Err(SpawnError::AmbiguousName { name: task })
         }
         Reply::Failed(error) => Err(SpawnError::Os {
             what: "start a child in the fork server".to_owned(),

@@ -102,6 +102,32 @@ pub(crate) struct Start {
     pub(crate) globals: Snapshot,
 }
 
+impl Job {
+    /// What a child that is not a fork of this process receives: the job's encoded work, with
+    /// `reports`, the child's end of its report channel. Such a child cannot run a closure.
+    pub(crate) fn into_start(self, reports: wire::Sender) -> Result<Start, SpawnError> {
+        let Work::Encoded { task, payload } = self.work else {
+            return Err(SpawnError::Bootstrap {
+                reason: "a closure can only run in a forked child".to_owned(),
+            });
+        };
+        let Job {
+            identity,
+            extras,
+            globals,
+            ..
+        } = self;
+        Ok(Start {
+            task: task.to_owned(),
+            payload,
+            identity,
+            reports,
+            extras,
+            globals,
+        })
+    }
+}
+
 impl Start {
     /// Runs the task this `Start` describes, in the child it was sent to: installs the parent's
     /// globals, then decodes the arguments and runs `entry`.
