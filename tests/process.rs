@@ -562,3 +562,39 @@ fn wait_leaves_the_value_for_join(method: StartMethod) {
         .unwrap();
     assert_eq!(q.join_timeout(Duration::MAX).unwrap(), Some(3));
 }
+
+/// Forks made on one thread while another thread starts children through the fork server: a
+/// forked child must never inherit a runtime lock held by the other thread (it deadlocked on the
+/// fork server's lock at its exit before forks took every runtime lock with them).
+#[test]
+fn forks_beside_fork_server_starts_on_another_thread_never_deadlock() {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let other = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let p = Process::builder(add)
+                    .start_method(StartMethod::ForkServer)
+                    .spawn((1, 1))
+                    .unwrap();
+                assert_eq!(p.join().unwrap(), 2);
+            }
+        })
+    };
+    for i in 0..200 {
+        let mut p = Process::builder(add)
+            .start_method(StartMethod::Fork)
+            .spawn((i, 1))
+            .unwrap();
+        match p.join_timeout(common::DEADLINE) {
+            Ok(Some(sum)) => assert_eq!(sum, i + 1),
+            other => {
+                // Killed, so that the test binary does not wait for it at exit.
+                p.kill().unwrap();
+                panic!("fork {i}: {other:?} (a forked child hung)");
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    other.join().unwrap();
+}

@@ -94,6 +94,11 @@ pub fn set_executable(path: impl Into<PathBuf>) {
     *EXECUTABLE.lock().unwrap_or_else(PoisonError::into_inner) = Some(path.into());
 }
 
+/// Holds the executable's lock across a fork (see [`crate::current::lock_for_fork`]).
+pub(crate) fn lock_executable_for_fork() -> std::sync::MutexGuard<'static, impl Sized> {
+    EXECUTABLE.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 fn executable() -> PathBuf {
     EXECUTABLE
         .lock()

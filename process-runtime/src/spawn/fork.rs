@@ -17,7 +17,12 @@ pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
         extras,
         ..
     } = job;
-    // Taken before the report channel exists: no other fork may copy it (see `FORK_LOCK`).
+    // Every lock a forked child may take must be free in it: held here across the fork, so that
+    // no other thread of this process holds it at that moment, and released on both sides. The
+    // order is the one every other path takes them in: the fork server's, the spawner's, then
+    // FORK_LOCK, which is taken before the report channel exists so no other fork copies it.
+    let server = super::forkserver::lock_for_fork();
+    let spawner = super::lock_spawner_for_fork();
     let fork_lock = super::FORK_LOCK
         .write()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -38,14 +43,16 @@ pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
     let registry = children::lock_for_fork();
     let channels = child::lock_for_fork();
     let globals = crate::globals::hold_all_for_fork();
+    let executable = super::bootstrap::lock_executable_for_fork();
     // SAFETY: the only locks the child touches before it runs the task are the ones held right
     // here by this thread, which is the thread the child continues as; the child drops its copies
     // of the guards first thing. What the task itself does after a fork of a multi-threaded
     // parent is the documented risk of this start method.
     let forked = unsafe { sys::fork() };
     drop((
-        globals, channels, registry, current, stderr, stdout, fork_lock,
+        executable, globals, channels, registry, current, stderr, stdout,
     ));
+    drop((fork_lock, spawner, server));
     match forked {
         Err(error) => Err(SpawnError::os("fork", error)),
         Ok(Forked::Child) => {

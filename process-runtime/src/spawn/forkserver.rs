@@ -86,23 +86,23 @@ const REPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Asks this process's fork server (started first if need be) to fork the child.
 pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
-    let mut slot = SERVER.lock().unwrap_or_else(PoisonError::into_inner);
     let me = std::process::id();
-    let alive = slot.as_ref().is_some_and(|server| {
-        server.owner == me && !sys::has_ended(std::os::fd::AsFd::as_fd(&server.pidfd))
-    });
-    if !alive {
-        if let Some(old) = slot.take() {
-            if old.owner == me {
-                // Our server died: reap it. (One inherited through fork is not ours to reap.)
-                let _ = sys::waitid_pidfd(std::os::fd::AsFd::as_fd(&old.pidfd), false);
-            } else {
-                std::mem::forget(old);
+    let mut slot = SERVER.lock().unwrap_or_else(PoisonError::into_inner);
+    if !is_alive(&slot) {
+        // Started by the spawner thread: the server's clones are children of the thread that
+        // started it, and their parent-death signal must follow a thread that never ends. The
+        // lock is not held meanwhile: the spawner thread may be forking, and a fork takes it.
+        drop(slot);
+        let launched = super::on_spawner(launch)??;
+        slot = SERVER.lock().unwrap_or_else(PoisonError::into_inner);
+        if is_alive(&slot) {
+            // Another thread started one meanwhile.
+            stop(launched);
+        } else {
+            if let Some(old) = slot.replace(launched) {
+                stop(old);
             }
         }
-        // Started by the spawner thread: the server's clones are children of the thread that
-        // started it, and their parent-death signal must follow a thread that never ends.
-        *slot = Some(super::on_spawner(launch)??);
     }
     // From here until the request, with our end of the report channel, is sent.
     let handover = super::FORK_LOCK
@@ -191,13 +191,33 @@ fn launch() -> Result<Server, SpawnError> {
 pub(crate) fn shutdown() {
     let server = SERVER.lock().unwrap_or_else(PoisonError::into_inner).take();
     if let Some(server) = server {
-        if server.owner == std::process::id() {
-            let _ = sys::pidfd_send_signal(std::os::fd::AsFd::as_fd(&server.pidfd), libc::SIGKILL);
-            let _ = sys::waitid_pidfd(std::os::fd::AsFd::as_fd(&server.pidfd), true);
-        } else {
-            std::mem::forget(server);
-        }
+        stop(server);
     }
+}
+
+/// Whether `slot` holds a running server of this process.
+fn is_alive(slot: &Option<Server>) -> bool {
+    slot.as_ref().is_some_and(|server| {
+        server.owner == std::process::id()
+            && !sys::has_ended(std::os::fd::AsFd::as_fd(&server.pidfd))
+    })
+}
+
+/// Kills and reaps a server of this process; forgets one inherited through fork, which is not
+/// ours to touch.
+fn stop(server: Server) {
+    if server.owner == std::process::id() {
+        let _ = sys::pidfd_send_signal(std::os::fd::AsFd::as_fd(&server.pidfd), libc::SIGKILL);
+        let _ = sys::waitid_pidfd(std::os::fd::AsFd::as_fd(&server.pidfd), true);
+    } else {
+        std::mem::forget(server);
+    }
+}
+
+/// Holds the server's lock across a fork (see [`crate::current::lock_for_fork`]): a request in
+/// flight on another thread would otherwise leave it locked in the child for ever.
+pub(crate) fn lock_for_fork() -> std::sync::MutexGuard<'static, impl Sized> {
+    SERVER.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// What a spare tells the server.

@@ -219,6 +219,11 @@ pub(crate) fn on_spawner<R: Send + 'static>(
     reply_rx.recv().map_err(|_| gone())
 }
 
+/// Holds the spawner's lock across a fork (see [`crate::current::lock_for_fork`]).
+pub(crate) fn lock_spawner_for_fork() -> std::sync::MutexGuard<'static, impl Sized> {
+    SPAWNER.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 fn spawner() -> Result<mpsc::Sender<Errand>, SpawnError> {
     let mut slot = SPAWNER.lock().unwrap_or_else(PoisonError::into_inner);
     let me = std::process::id();
