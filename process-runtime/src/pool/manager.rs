@@ -264,7 +264,12 @@ struct Started {
 
 fn start_worker(config: &Config) -> Result<Started, SpawnError> {
     let (inbox, inbox_rx) = ipc::channel().map_err(|e| SpawnError::os("create a channel", e))?;
-    let progress = Progress::new();
+    let progress = Progress::new().map_err(|e| {
+        SpawnError::os(
+            "create the worker's progress cell",
+            std::io::Error::other(e),
+        )
+    })?;
     let worker_config = WorkerConfig {
         initializer: config.initializer.clone(),
         max_tasks: config.max_tasks,

@@ -26,6 +26,8 @@ use serde::{Deserialize, Serialize};
 use crate::attach::Nested;
 use crate::child;
 use crate::codec;
+use crate::shared::SharedError;
+use crate::shared::segment::{Header, Segment};
 use crate::task::{self, Report, encode_report_into};
 use crate::wire::Bytes;
 
@@ -114,12 +116,26 @@ pub(crate) fn item<'a>(buffer: &'a [u8], ends: &[u32], index: usize) -> Option<&
 /// unit, and the item's index with a "done" bit.
 #[derive(Debug)]
 pub(crate) struct Progress {
-    memory: IpcSharedMemory,
+    segment: Segment<ProgressHeader>,
+}
+
+/// The words of a [`Progress`] cell.
+#[repr(C)]
+pub(crate) struct ProgressHeader {
+    started: AtomicU64,
+    unit: AtomicU64,
+    /// The index plus one (0: no item yet), with [`DONE`] once it finished.
+    index: AtomicU64,
+}
+
+// SAFETY: `#[repr(C)]`, 8-byte aligned, made only of atomics.
+unsafe impl Header for ProgressHeader {
+    const KIND: u32 = 7;
+    const NAME: &'static str = "pool worker's progress";
 }
 
 /// Set in the index word once the item has finished.
 const DONE: u64 = 1 << 63;
-const WORDS: usize = 3;
 
 /// What the progress cell says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,28 +154,28 @@ pub(crate) enum State {
 }
 
 impl Progress {
-    /// A new cell, shared by handing a clone to the worker.
-    pub(crate) fn new() -> Self {
-        Progress {
-            memory: IpcSharedMemory::from_byte(0, WORDS * 8),
-        }
+    /// A new cell, shared by handing [`share`](Progress::share) to the worker.
+    pub(crate) fn new() -> Result<Self, SharedError> {
+        Ok(Progress {
+            segment: Segment::create(0)?,
+        })
     }
 
+    /// The cell the pool shared, checked to be one.
     pub(crate) fn from_shared(memory: IpcSharedMemory) -> Option<Self> {
-        (memory.len() >= WORDS * 8).then_some(Progress { memory })
+        Segment::open(memory)
+            .ok()
+            .map(|segment| Progress { segment })
     }
 
     pub(crate) fn share(&self) -> IpcSharedMemory {
-        self.memory.clone()
+        self.segment.memory()
     }
 
     /// The started-at, unit and index words.
-    fn words(&self) -> [&AtomicU64; WORDS] {
-        let base = self.memory.as_ptr() as *mut u64;
-        // SAFETY: the mapping is at least WORDS words long (checked at construction),
-        // page-aligned, and lives as long as `self.memory`; both processes touch these words only
-        // through atomics, which is what makes the cross-process sharing sound.
-        unsafe { [0, 1, 2].map(|i| AtomicU64::from_ptr(base.add(i))) }
+    fn words(&self) -> [&AtomicU64; 3] {
+        let header = self.segment.header();
+        [&header.started, &header.unit, &header.index]
     }
 
     /// Marks item `index` of `unit` started, at `now` (nanoseconds on the monotonic clock, or 0
@@ -413,7 +429,7 @@ mod tests {
 
     #[test]
     fn progress_reports_the_running_and_finished_item() {
-        let progress = Progress::new();
+        let progress = Progress::new().unwrap();
         assert_eq!(progress.state(), State::Idle);
         progress.start(7, 0, 1);
         assert!(matches!(

@@ -29,7 +29,7 @@ mod pipe;
 mod plain;
 mod queue;
 mod ring;
-mod segment;
+pub(crate) mod segment;
 mod semaphore;
 mod value;
 

@@ -9,7 +9,6 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::SharedError;
 use super::mutex::Wait;
-use super::queue::{decode, encode};
 use super::ring::{DEFAULT_CAPACITY, Ring, RingHeader};
 use super::segment::Segment;
 use crate::task::ProcessValue;
@@ -81,31 +80,22 @@ impl<T> Connection<T> {
 impl<T: ProcessValue> Connection<T> {
     /// Sends `message` to the other end, waiting while its direction of the pipe is full.
     pub fn send(&self, message: T) -> Result<(), SharedError> {
-        self.outgoing.push(&encode(&message)?)
+        self.outgoing.send(&message)
     }
 
     /// Receives the next message from the other end, waiting until there is one.
     pub fn recv(&self) -> Result<T, SharedError> {
-        match self.incoming.pop(Wait::Forever)? {
-            Some(bytes) => decode(&bytes),
-            None => unreachable!("a wait without a deadline returns a message"),
-        }
+        self.incoming.receive_waiting(Wait::Forever)
     }
 
     /// Receives the next message, waiting at most `timeout`; [`SharedError::Timeout`] then.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T, SharedError> {
-        match self.incoming.pop(Wait::timeout(timeout))? {
-            Some(bytes) => decode(&bytes),
-            None => unreachable!("a wait with a deadline returns a message or times out"),
-        }
+        self.incoming.receive_waiting(Wait::timeout(timeout))
     }
 
     /// Receives the next message if there is one now.
     pub fn try_recv(&self) -> Result<Option<T>, SharedError> {
-        self.incoming
-            .pop(Wait::Never)?
-            .map(|bytes| decode(&bytes))
-            .transpose()
+        self.incoming.receive(Wait::Never)
     }
 
     /// Whether a message is waiting to be received (Python's `poll()`): a snapshot.

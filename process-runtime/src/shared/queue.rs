@@ -11,7 +11,6 @@ use super::SharedError;
 use super::mutex::Wait;
 use super::ring::{DEFAULT_CAPACITY, Ring};
 use super::segment::Segment;
-use crate::codec;
 use crate::task::ProcessValue;
 
 /// A first-in, first-out queue shared between processes: Python's `multiprocessing.Queue`.
@@ -94,32 +93,23 @@ impl<T: ProcessValue> Queue<T> {
 
     /// Appends `item`, waiting while the queue is full.
     pub fn put(&self, item: T) -> Result<(), SharedError> {
-        self.ring.push(&encode(&item)?)
+        self.ring.send(&item)
     }
 
     /// Takes the oldest item, waiting until there is one. An item that does not decode as a `T`
     /// is taken all the same, and reported as [`SharedError::Decode`].
     pub fn get(&self) -> Result<T, SharedError> {
-        match self.ring.pop(Wait::Forever)? {
-            Some(bytes) => decode(&bytes),
-            None => unreachable!("a wait without a deadline returns an item"),
-        }
+        self.ring.receive_waiting(Wait::Forever)
     }
 
     /// Takes the oldest item, waiting at most `timeout` for one; [`SharedError::Timeout`] then.
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, SharedError> {
-        match self.ring.pop(Wait::timeout(timeout))? {
-            Some(bytes) => decode(&bytes),
-            None => unreachable!("a wait with a deadline returns an item or times out"),
-        }
+        self.ring.receive_waiting(Wait::timeout(timeout))
     }
 
     /// Takes the oldest item if there is one now (Python's `get_nowait`).
     pub fn try_get(&self) -> Result<Option<T>, SharedError> {
-        self.ring
-            .pop(Wait::Never)?
-            .map(|bytes| decode(&bytes))
-            .transpose()
+        self.ring.receive(Wait::Never)
     }
 
     /// How many items are queued: a snapshot that other processes may change at once.
@@ -141,22 +131,6 @@ impl<T: ProcessValue> Queue<T> {
     pub fn bound(&self) -> Option<usize> {
         self.ring.bound()
     }
-}
-
-/// Encodes an item of a queue or pipe.
-pub(crate) fn encode<T: ProcessValue>(item: &T) -> Result<Vec<u8>, SharedError> {
-    codec::encode(item).map_err(|source| SharedError::Encode {
-        type_name: std::any::type_name::<T>(),
-        source,
-    })
-}
-
-/// Decodes an item of a queue or pipe.
-pub(crate) fn decode<T: ProcessValue>(bytes: &[u8]) -> Result<T, SharedError> {
-    codec::decode(bytes).map_err(|source| SharedError::Decode {
-        type_name: std::any::type_name::<T>(),
-        source,
-    })
 }
 
 impl<T> Clone for Queue<T> {

@@ -33,6 +33,8 @@ use super::SharedError;
 use super::futex;
 use super::mutex::{Held, RawMutex, Wait};
 use super::segment::{Header, Segment};
+use crate::ProcessValue;
+use crate::codec;
 
 /// The smallest capacity: an empty item (4 bytes of length) and then some.
 pub(crate) const MIN_CAPACITY: usize = 8;
@@ -232,6 +234,22 @@ impl Ring {
         }
     }
 
+    /// Encodes `item` and appends it, waiting while the ring is full.
+    pub(crate) fn send<T: ProcessValue>(&self, item: &T) -> Result<(), SharedError> {
+        self.push(&encode(item)?)
+    }
+
+    /// Takes the oldest item and decodes it, waiting as `wait` says: `None` only when `wait` is
+    /// [`Wait::Never`] and the ring is empty. An item that does not decode is taken all the same.
+    pub(crate) fn receive<T: ProcessValue>(&self, wait: Wait) -> Result<Option<T>, SharedError> {
+        self.pop(wait)?.map(|bytes| decode(&bytes)).transpose()
+    }
+
+    /// [`receive`](Ring::receive) with a wait that ends in an item or an error.
+    pub(crate) fn receive_waiting<T: ProcessValue>(&self, wait: Wait) -> Result<T, SharedError> {
+        self.receive(wait)?.ok_or_else(|| wait.expired())
+    }
+
     /// What the words say, with the offsets brought within the ring.
     fn state(&self, _held: &Held<'_>) -> State {
         let get = self.header().get_word.load(Ordering::Acquire);
@@ -330,6 +348,22 @@ impl Serialize for Ring {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         self.segment.serialize(serializer)
     }
+}
+
+/// Encodes an item of a ring (a queue or a direction of a pipe).
+fn encode<T: ProcessValue>(item: &T) -> Result<Vec<u8>, SharedError> {
+    codec::encode(item).map_err(|source| SharedError::Encode {
+        type_name: std::any::type_name::<T>(),
+        source,
+    })
+}
+
+/// Decodes an item of a ring.
+fn decode<T: ProcessValue>(bytes: &[u8]) -> Result<T, SharedError> {
+    codec::decode(bytes).map_err(|source| SharedError::Decode {
+        type_name: std::any::type_name::<T>(),
+        source,
+    })
 }
 
 #[cfg(test)]

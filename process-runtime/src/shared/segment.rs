@@ -166,6 +166,12 @@ impl<H: Header> Segment<H> {
         unsafe { self.base.add(Self::DATA_AT) }
     }
 
+    /// The memory itself (another mapping of it), to hand to a process through a channel of
+    /// the runtime's own rather than as a task's argument.
+    pub(crate) fn memory(&self) -> IpcSharedMemory {
+        self.memory.clone()
+    }
+
     /// The length of the data region.
     pub(crate) fn data_len(&self) -> usize {
         self.memory.len() - Self::DATA_AT
