@@ -277,15 +277,23 @@ fn max_tasks_per_child_replaces_workers(method: StartMethod) {
     let pids: HashSet<u32> = pending.into_iter().map(|r| r.get().unwrap()).collect();
     assert_eq!(pids.len(), 20, "each task ran in a fresh worker");
 
+    // With one item per chunk, 30 items at most 3 per worker need at least 10 workers; and no
+    // worker runs more than 3.
     let pool = Pool::builder()
         .processes(2)
         .max_tasks_per_child(3)
+        .chunksize(1)
         .start_method(method)
         .build()
         .unwrap();
     let pids: Vec<u32> = pool.map(pid_of_worker, vec![(); 30]).unwrap();
     assert_eq!(pids.len(), 30);
-    assert!(pids.iter().collect::<HashSet<_>>().len() >= 10 / 3);
+    let mut per_worker = std::collections::HashMap::new();
+    for pid in &pids {
+        *per_worker.entry(pid).or_insert(0) += 1;
+    }
+    assert!(per_worker.len() >= 10, "{per_worker:?}");
+    assert!(per_worker.values().all(|&n| n <= 3), "{per_worker:?}");
 }
 
 fn terminate_with_ten_thousand_pending_returns_promptly(method: StartMethod) {

@@ -478,12 +478,11 @@ fn hundred_concurrent_children_leave_no_zombie(method: StartMethod) {
         })
         .collect();
     let pids: Vec<u32> = children.iter().map(|p| p.pid()).collect();
-    let mut dropped = Vec::new();
+    // Half are joined; the other half dropped while they may still run, left to the reaper.
     for (i, p) in children.into_iter().enumerate() {
         if i % 2 == 0 {
             assert_eq!(p.join().unwrap(), 2 * i as i64);
         } else {
-            dropped.push(p.pid());
             drop(p);
         }
     }

@@ -105,17 +105,9 @@ fn hold_until_killed(lock: Lock, value: Value<u64>, holding: Event) {
     }
 }
 
-/// Waits for the lock and says whether it was told that its previous holder died.
-#[process_task]
-fn acquire_and_tell(lock: Lock) -> bool {
-    match lock.acquire() {
-        Ok(_guard) => false,
-        Err(LockError::OwnerDied(_guard)) => true,
-        Err(error) => panic!("could not acquire: {error}"),
-    }
-}
-
-fn a_killed_lock_holder_deadlocks_nobody_and_the_next_locker_is_told(method: StartMethod) {
+/// Starts a child that takes a lock and a value's lock and holds them until it is killed, and
+/// waits until it holds them.
+fn start_a_lock_holder(method: StartMethod) -> (Lock, Value<u64>, Process<()>) {
     let (lock, value, holding) = (
         Lock::new().unwrap(),
         Value::new(0_u64).unwrap(),
@@ -130,6 +122,21 @@ fn a_killed_lock_holder_deadlocks_nobody_and_the_next_locker_is_told(method: Sta
         holding.wait_timeout(DEADLINE),
         "the holder never took the lock"
     );
+    (lock, value, holder)
+}
+
+/// Waits for the lock and says whether it was told that its previous holder died.
+#[process_task]
+fn acquire_and_tell(lock: Lock) -> bool {
+    match lock.acquire() {
+        Ok(_guard) => false,
+        Err(LockError::OwnerDied(_guard)) => true,
+        Err(error) => panic!("could not acquire: {error}"),
+    }
+}
+
+fn a_killed_lock_holder_deadlocks_nobody_and_the_next_locker_is_told(method: StartMethod) {
+    let (lock, value, holder) = start_a_lock_holder(method);
     // Contenders that wait for the lock while its holder is alive, and after it dies.
     let contenders: Vec<_> = (0..3)
         .map(|_| spawn(method, acquire_and_tell, lock.clone()))
@@ -468,17 +475,7 @@ fn leave_nothing_behind() {
     pool.close();
     pool.join().unwrap();
     // And a child killed while it holds a lock.
-    let (lock, value, holding) = (
-        Lock::new().unwrap(),
-        Value::new(0_u64).unwrap(),
-        Event::new().unwrap(),
-    );
-    let holder = spawn(
-        method,
-        hold_until_killed,
-        (lock.clone(), value.clone(), holding.clone()),
-    );
-    assert!(holding.wait_timeout(DEADLINE));
+    let (lock, _value, holder) = start_a_lock_holder(method);
     holder.kill().unwrap();
     // `join` returns once the child is reaped.
     assert!(holder.join().is_err());
