@@ -34,6 +34,8 @@ per_start_method!(
     a_panicking_input_fails_that_item,
     an_argument_that_does_not_encode_fails_that_item,
     close_refuses_work_and_join_needs_close,
+    large_byte_strings_arrive_whole_however_long_results_wait,
+    a_worker_dying_on_a_large_item_fails_only_that_item,
 );
 
 fn pool(method: StartMethod, processes: usize) -> Pool {
@@ -547,4 +549,78 @@ fn workers_of_a_dropped_pool_are_gone() {
     assert!(wait_until(|| pids
         .iter()
         .all(|&pid| common::is_reaped(pid))));
+}
+
+/// `len` bytes that differ for each `seed`.
+fn pattern(seed: u8, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+#[process_task]
+fn reverse_bytes(bytes: Vec<u8>) -> Vec<u8> {
+    bytes.into_iter().rev().collect()
+}
+
+fn large_byte_strings_arrive_whole_however_long_results_wait(method: StartMethod) {
+    // Large arguments and results travel through shared memory that each side uses again once
+    // the other has read it. Here every result waits, unread, while the others are made.
+    let pool = pool(method, 2);
+    let inputs: Vec<Vec<u8>> = (0..8).map(|seed| pattern(seed, 2 << 20)).collect();
+    let pending: Vec<_> = inputs
+        .iter()
+        .map(|bytes| pool.apply_async(reverse_bytes, bytes.clone()).unwrap())
+        .collect();
+    for result in &pending {
+        result.wait();
+    }
+    for (result, input) in pending.into_iter().zip(&inputs).rev() {
+        let back = result.get().unwrap();
+        assert!(
+            back.iter().rev().eq(input.iter()),
+            "a result came back changed"
+        );
+    }
+    let backs = pool.map(reverse_bytes, inputs.clone()).unwrap();
+    for (back, input) in backs.iter().zip(&inputs) {
+        assert!(
+            back.iter().rev().eq(input.iter()),
+            "a mapped result came back changed"
+        );
+    }
+}
+
+#[process_task]
+fn reverse_or_die(bytes: Vec<u8>) -> Vec<u8> {
+    if bytes[0] == 0xde && bytes[1] == 0xad {
+        nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL).unwrap();
+    }
+    bytes.into_iter().rev().collect()
+}
+
+fn a_worker_dying_on_a_large_item_fails_only_that_item(method: StartMethod) {
+    // The dead worker held other large items, which go to another worker: their bytes must
+    // still be there, though the worker that died had read some of them.
+    let pool = pool(method, 2);
+    let inputs: Vec<Vec<u8>> = (0..12)
+        .map(|seed| {
+            let mut bytes = pattern(seed, (1 << 20) + 7);
+            if seed == 5 {
+                bytes[..2].copy_from_slice(&[0xde, 0xad]);
+            }
+            bytes
+        })
+        .collect();
+    let pending: Vec<_> = inputs
+        .iter()
+        .map(|bytes| pool.apply_async(reverse_or_die, bytes.clone()).unwrap())
+        .collect();
+    for (seed, (result, input)) in pending.into_iter().zip(&inputs).enumerate() {
+        match result.get() {
+            Ok(back) => assert!(back.iter().rev().eq(input.iter()), "item {seed} changed"),
+            Err(TaskError::WorkerDied { .. }) => assert_eq!(seed, 5),
+            Err(other) => panic!("item {seed}: {other}"),
+        }
+    }
 }

@@ -26,6 +26,7 @@ per_start_method!(
     daemon_cannot_start_children,
     children_of_a_child_are_named_after_it,
     large_arguments_and_results_travel_whole,
+    large_arguments_of_concurrent_children_stay_apart,
     dropped_handle_is_reaped,
     hundred_concurrent_children_leave_no_zombie,
     active_children_lists_running_children,
@@ -429,8 +430,7 @@ fn reverse(bytes: Vec<u8>) -> Vec<u8> {
 }
 
 fn large_arguments_and_results_travel_whole(method: StartMethod) {
-    // Larger than any socket buffer: ipc-channel fragments it, and the parent must read while
-    // the child is still sending.
+    // Large enough to travel through shared memory beside the messages, both ways.
     let bytes: Vec<u8> = (0..8 * 1024 * 1024).map(|i: u32| (i % 251) as u8).collect();
     let p = Process::builder(reverse)
         .start_method(method)
@@ -439,6 +439,35 @@ fn large_arguments_and_results_travel_whole(method: StartMethod) {
     let back = p.join().unwrap();
     assert_eq!(back.len(), bytes.len());
     assert!(back.iter().rev().eq(bytes.iter()));
+}
+
+/// `len` bytes that differ for each `seed`.
+fn pattern(seed: u8, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+fn large_arguments_of_concurrent_children_stay_apart(method: StartMethod) {
+    // Each argument is in shared memory that the parent would use again for the next one if it
+    // let go of it before the child had read it: every child must still get its own bytes.
+    let inputs: Vec<Vec<u8>> = (0..6).map(|seed| pattern(seed, 3 << 20)).collect();
+    let children: Vec<_> = inputs
+        .iter()
+        .map(|bytes| {
+            Process::builder(reverse)
+                .start_method(method)
+                .spawn(bytes.clone())
+                .unwrap()
+        })
+        .collect();
+    for (child, input) in children.into_iter().zip(&inputs).rev() {
+        let back = child.join().unwrap();
+        assert!(
+            back.iter().rev().eq(input.iter()),
+            "a child got other bytes"
+        );
+    }
 }
 
 fn dropped_handle_is_reaped(method: StartMethod) {

@@ -25,6 +25,7 @@ per_start_method!(
     a_semaphore_is_released_by_another_process,
     shared_objects_work_in_pool_tasks,
     nothing_is_left_in_dev_shm_or_the_temp_dir,
+    a_shared_object_made_in_a_child_is_returned,
 );
 
 fn spawn<T: Task>(method: StartMethod, task: T, args: T::Args) -> Process<T::Output> {
@@ -480,4 +481,22 @@ fn leave_nothing_behind() {
     // `join` returns once the child is reaped.
     assert!(holder.join().is_err());
     assert!(lock.acquire().unwrap_err().is_owner_died());
+}
+
+#[process_task]
+fn make_counter(start: u64) -> Value<u64> {
+    Value::new(start).expect("a shared value")
+}
+
+fn a_shared_object_made_in_a_child_is_returned(method: StartMethod) {
+    // The child has ended; its segment lives on in the parent, which received it beside the
+    // report.
+    let counter = spawn(method, make_counter, 41).join().unwrap();
+    counter.set(counter.get() + 1);
+    assert_eq!(counter.get(), 42);
+    // And it can go on to another child.
+    spawn(method, increment, (counter.clone(), 8))
+        .join()
+        .unwrap();
+    assert_eq!(counter.get(), 50);
 }

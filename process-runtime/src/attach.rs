@@ -14,8 +14,12 @@
 //!
 //! Outside these two contexts a shared object refuses to serialize, with an error that says
 //! where it can go.
+//!
+//! Large byte strings travel the same way, in a [`spill`](crate::spill): an attachment that
+//! holds one also holds the spill against being written again (see that module).
 
 use std::cell::RefCell;
+use std::sync::Arc;
 
 use ipc_channel::ipc::IpcSharedMemory;
 use serde::de::Error as _;
@@ -23,14 +27,114 @@ use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::codec::{self, DecodeError, EncodeError};
+use crate::spill::{self, Hold};
 
 thread_local! {
-    static OUTGOING: RefCell<Option<Vec<IpcSharedMemory>>> = const { RefCell::new(None) };
-    static INCOMING: RefCell<Option<Vec<Option<IpcSharedMemory>>>> = const { RefCell::new(None) };
+    static OUTGOING: RefCell<Option<Attachments>> = const { RefCell::new(None) };
+    static INCOMING: RefCell<Option<Vec<Option<Attachment>>>> = const { RefCell::new(None) };
 }
 
-/// Shared memory segments, in the order the encoded bytes refer to them.
-pub(crate) type Attachments = Vec<IpcSharedMemory>;
+/// Shared memory beside an encoded value.
+#[derive(Debug, Clone)]
+pub(crate) enum Attachment {
+    /// A shared object's segment.
+    Segment(IpcSharedMemory),
+    /// A large byte string, with a hold on its spill for as long as this attachment (or a clone
+    /// of it) lives.
+    Spill(Arc<Hold>),
+}
+
+impl Serialize for Attachment {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Attachment::Segment(memory) => memory.serialize(serializer),
+            Attachment::Spill(hold) => {
+                // The receiver's hold, released when it drops what it received.
+                hold.count_receiver();
+                hold.memory().serialize(serializer)
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Attachment {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let memory = IpcSharedMemory::deserialize(deserializer)?;
+        if spill::is_spill(&memory) {
+            Hold::received(memory)
+                .map(|hold| Attachment::Spill(Arc::new(hold)))
+                .map_err(D::Error::custom)
+        } else {
+            Ok(Attachment::Segment(memory))
+        }
+    }
+}
+
+/// Shared memory, in the order the encoded bytes refer to it.
+pub(crate) type Attachments = Vec<Attachment>;
+
+/// For a child about to be forked, which inherits `attachments` without a message: takes a hold
+/// on each spill for it. The child [`adopt`]s them; if the fork fails, [`drop_for_child`] gives
+/// them back.
+pub(crate) fn hold_for_child(attachments: &Attachments) -> Vec<Hold> {
+    attachments
+        .iter()
+        .filter_map(|attachment| match attachment {
+            Attachment::Spill(hold) => Some(hold.for_child()),
+            Attachment::Segment(_) => None,
+        })
+        .collect()
+}
+
+/// In a forked child: makes the holds taken for it by [`hold_for_child`] its own, to release
+/// once it has read the spills.
+pub(crate) fn adopt(holds: Vec<Hold>) -> Vec<Hold> {
+    holds.into_iter().map(Hold::adopt).collect()
+}
+
+/// In the parent, when the fork failed: gives back the holds taken by [`hold_for_child`].
+pub(crate) fn drop_for_child(holds: Vec<Hold>) {
+    drop(adopt(holds));
+}
+
+/// Copies `bytes` into a spill that travels beside the value being encoded, and returns its
+/// index; `None` when nothing is collecting attachments here (or no spill could be made: the
+/// bytes then go inline, which works as well, only slower).
+pub(crate) fn spill(bytes: &[u8]) -> Option<u32> {
+    if !OUTGOING.with(|out| out.borrow().is_some()) {
+        return None;
+    }
+    let hold = Hold::store(bytes).ok()?;
+    OUTGOING.with(|out| {
+        out.borrow_mut().as_mut().map(|list| {
+            list.push(Attachment::Spill(Arc::new(hold)));
+            (list.len() - 1) as u32
+        })
+    })
+}
+
+/// For a large byte string's `Deserialize`: the spill whose index comes in the bytes. Dropping
+/// it releases it.
+pub(crate) fn take_spill(index: u32) -> Result<Arc<Hold>, String> {
+    match take(index as usize) {
+        Some(Attachment::Spill(hold)) => Ok(hold),
+        Some(Attachment::Segment(_)) => Err(format!(
+            "attachment {index} is a shared object where a large byte string was expected"
+        )),
+        None => Err(format!(
+            "the large byte string in attachment {index} is missing from the message"
+        )),
+    }
+}
+
+fn take(index: usize) -> Option<Attachment> {
+    INCOMING.with(|inc| {
+        inc.borrow_mut()
+            .as_mut()
+            .and_then(|list| list.get_mut(index))
+            .and_then(Option::take)
+    })
+}
 
 /// Runs `f` (which encodes), gathering the segments of the shared objects it serializes.
 pub(crate) fn collecting<R>(f: impl FnOnce() -> R) -> (R, Attachments) {
@@ -93,8 +197,8 @@ impl Serialize for Nested {
     }
 }
 
-/// Serializes segments by index through [`serialize_segment`].
-struct Segments<'a>(&'a [IpcSharedMemory]);
+/// Serializes attachments by index, as part of the outer value's attachments.
+struct Segments<'a>(&'a [Attachment]);
 
 impl Serialize for Segments<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -107,20 +211,23 @@ impl Serialize for Segments<'_> {
     }
 }
 
-struct Segment<'a>(&'a IpcSharedMemory);
+struct Segment<'a>(&'a Attachment);
 
 impl Serialize for Segment<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serialize_segment(self.0, serializer)
+        serialize_attachment(self.0.clone(), serializer)
     }
 }
 
-/// A segment received by index through [`deserialize_segment`].
-struct Received(IpcSharedMemory);
+/// An attachment received by index.
+struct Received(Attachment);
 
 impl<'de> Deserialize<'de> for Received {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserialize_segment(deserializer).map(Received)
+        let index = u32::deserialize(deserializer)?;
+        take(index as usize).map(Received).ok_or_else(|| {
+            D::Error::custom(format!("attachment {index} is missing from the message"))
+        })
     }
 }
 
@@ -175,16 +282,23 @@ pub(crate) fn serialize_segment<S: Serializer>(
     segment: &IpcSharedMemory,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
+    serialize_attachment(Attachment::Segment(segment.clone()), serializer)
+}
+
+fn serialize_attachment<S: Serializer>(
+    attachment: Attachment,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     let index = OUTGOING.with(|out| {
         out.borrow_mut().as_mut().map(|list| {
-            list.push(segment.clone());
+            list.push(attachment);
             list.len() - 1
         })
     });
     match index {
         Some(index) => (index as u32).serialize(serializer),
         None => Err(S::Error::custom(
-            "a shared object can only be sent to another process as (part of) a task's arguments or in a process_global",
+            "a shared object can only be sent to another process as (part of) a task's arguments or return value, or in a process_global",
         )),
     }
 }
@@ -194,18 +308,15 @@ pub(crate) fn deserialize_segment<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<IpcSharedMemory, D::Error> {
     let index = u32::deserialize(deserializer)? as usize;
-    INCOMING
-        .with(|inc| {
-            inc.borrow_mut()
-                .as_mut()
-                .and_then(|list| list.get_mut(index))
-                .and_then(Option::take)
-        })
-        .ok_or_else(|| {
-            D::Error::custom(format!(
-                "shared memory segment {index} is missing from the message"
-            ))
-        })
+    match take(index) {
+        Some(Attachment::Segment(memory)) => Ok(memory),
+        Some(Attachment::Spill(_)) => Err(D::Error::custom(format!(
+            "shared memory segment {index} is a large byte string, not a shared object"
+        ))),
+        None => Err(D::Error::custom(format!(
+            "shared memory segment {index} is missing from the message"
+        ))),
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use crate::attach::Payload;
 use crate::children;
 use crate::current::{self, ChildIdentity};
 use crate::panic;
@@ -70,7 +71,10 @@ pub(crate) fn run(
     let reports = channels().reports.take();
     if let Some(reports) = reports {
         // The parent may be gone; then nobody wants the report.
-        let _ = reports.send(Bytes(outcome.report));
+        let _ = reports.send(Payload {
+            bytes: Bytes(outcome.report),
+            shared: outcome.shared,
+        });
     }
     finish(outcome.exit_code)
 }

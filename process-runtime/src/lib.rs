@@ -161,6 +161,7 @@ mod pool;
 mod process;
 mod shared;
 mod spawn;
+mod spill;
 mod start_method;
 mod sys;
 mod task;

@@ -121,7 +121,7 @@ pub struct Process<R> {
 /// What came out of the report channel.
 #[derive(Debug)]
 enum Received {
-    Report(Vec<u8>),
+    Report(attach::Payload),
     /// The channel closed without a report: the child ended without sending one.
     Nothing,
 }
@@ -277,7 +277,7 @@ impl<R> Process<R> {
             }
         };
         self.received = Some(match result {
-            Ok(bytes) => Received::Report(bytes.0),
+            Ok(payload) => Received::Report(payload),
             Err(TryRecvError::Empty) => return Ok(false),
             Err(TryRecvError::IpcError(IpcError::Disconnected)) => Received::Nothing,
             Err(TryRecvError::IpcError(IpcError::Io(source))) => {
@@ -329,7 +329,9 @@ impl<R: serde::de::DeserializeOwned + 'static> Process<R> {
         };
         self.joined = true;
         match self.received.take() {
-            Some(Received::Report(bytes)) => decode_report(&bytes).map(Some),
+            Some(Received::Report(payload)) => {
+                decode_report(&payload.bytes.0, payload.shared).map(Some)
+            }
             _ => Err(match status {
                 ExitStatus::Exited(code) => ProcessError::Exited { code },
                 ExitStatus::Signaled(signal) => ProcessError::Killed { signal },
@@ -345,8 +347,9 @@ fn deadline_after(timeout: Duration) -> Option<Instant> {
 
 fn decode_report<R: serde::de::DeserializeOwned + 'static>(
     bytes: &[u8],
+    shared: attach::Attachments,
 ) -> Result<R, ProcessError> {
-    match task::decode_report::<R>(bytes) {
+    match task::decode_report::<R>(bytes, shared) {
         Ok(Report::Returned(value)) => Ok(value),
         Ok(Report::Panicked(info)) => Err(ProcessError::Panicked(info)),
         Ok(Report::Failed(reason)) => Err(ProcessError::Failed(reason)),
@@ -370,7 +373,7 @@ mod tests {
 
     #[test]
     fn corrupt_reports_are_typed_errors() {
-        let error = decode_report::<u64>(&[0xff, 0xff, 0xff]).unwrap_err();
+        let error = decode_report::<u64>(&[0xff, 0xff, 0xff], Vec::new()).unwrap_err();
         assert!(
             matches!(
                 error,
@@ -382,7 +385,7 @@ mod tests {
             ),
             "{error}"
         );
-        let empty = decode_report::<String>(&[]).unwrap_err();
+        let empty = decode_report::<String>(&[], Vec::new()).unwrap_err();
         assert!(matches!(empty, ProcessError::Decode { len: 0, .. }));
     }
 
@@ -395,11 +398,11 @@ mod tests {
     #[test]
     fn reports_decode_by_variant() {
         let bytes = crate::codec::encode(&Report::<u64>::Returned(12)).unwrap();
-        assert_eq!(decode_report::<u64>(&bytes).unwrap(), 12);
+        assert_eq!(decode_report::<u64>(&bytes, Vec::new()).unwrap(), 12);
         let failed: Report<()> = Report::Failed("no".into());
         let bytes = crate::codec::encode(&failed).unwrap();
         assert!(matches!(
-            decode_report::<Vec<String>>(&bytes),
+            decode_report::<Vec<String>>(&bytes, Vec::new()),
             Err(ProcessError::Failed(_))
         ));
     }

@@ -58,7 +58,7 @@ pub struct TaskEntry {
     pub(crate) name: &'static str,
     /// Decodes `(task, args)` from the bytes and segments, runs the task, appends the encoded
     /// [`Report`] to the buffer, and returns the exit code a child should end with.
-    pub(crate) run: fn(&[u8], Attachments, &mut Vec<u8>) -> i32,
+    pub(crate) run: fn(&[u8], Attachments, &mut Vec<u8>, &mut Attachments) -> i32,
 }
 
 /// What running a task from its encoded form produced: the encoded report for the parent and the
@@ -66,6 +66,8 @@ pub struct TaskEntry {
 #[derive(Debug)]
 pub(crate) struct Outcome {
     pub(crate) report: Vec<u8>,
+    /// The shared memory the report refers to.
+    pub(crate) shared: Attachments,
     pub(crate) exit_code: i32,
 }
 
@@ -73,8 +75,13 @@ impl TaskEntry {
     /// Runs the task from its encoded `(task, args)` into a fresh report.
     pub(crate) fn run_to_outcome(&self, payload: &[u8], shared: Attachments) -> Outcome {
         let mut report = Vec::new();
-        let exit_code = (self.run)(payload, shared, &mut report);
-        Outcome { report, exit_code }
+        let mut attachments = Vec::new();
+        let exit_code = (self.run)(payload, shared, &mut report, &mut attachments);
+        Outcome {
+            report,
+            shared: attachments,
+            exit_code,
+        }
     }
 }
 
@@ -141,7 +148,12 @@ pub(crate) fn is_returned(report: &[u8]) -> bool {
 pub(crate) const EXIT_FAILURE: i32 = 1;
 
 /// Decodes `(task, args)`, runs the task under `catch_unwind`, and encodes what happened.
-fn run_encoded<T: Task>(payload: &[u8], shared: Attachments, out: &mut Vec<u8>) -> i32 {
+fn run_encoded<T: Task>(
+    payload: &[u8],
+    shared: Attachments,
+    out: &mut Vec<u8>,
+    out_shared: &mut Attachments,
+) -> i32 {
     let report = match decode_call::<T>(payload, shared) {
         Ok((task, args)) => run_caught(task, args),
         Err(error) => Report::Failed(format!(
@@ -149,7 +161,9 @@ fn run_encoded<T: Task>(payload: &[u8], shared: Attachments, out: &mut Vec<u8>) 
             T::NAME
         )),
     };
-    encode_report_into(&report, out)
+    let (exit_code, attachments) = attach::collecting(|| encode_report_into(&report, out));
+    out_shared.extend(attachments);
+    exit_code
 }
 
 /// `value` as a `Vec<u8>`, if that is its type. Byte vectors are encoded as one byte string, the
@@ -192,7 +206,7 @@ fn decode_call<T: Task>(
     shared: Attachments,
 ) -> Result<(T, T::Args), codec::DecodeError> {
     if is_byte_vec::<T::Args>() {
-        let (task, bytes) = attach::decode::<(T, crate::wire::Bytes)>(payload, shared)?;
+        let (task, bytes) = attach::decode::<(T, crate::wire::Blob)>(payload, shared)?;
         return Ok((task, from_byte_vec(bytes.0)));
     }
     attach::decode::<(T, T::Args)>(payload, shared)
@@ -201,15 +215,18 @@ fn decode_call<T: Task>(
 /// Decodes a report encoded by [`encode_report_into`].
 pub(crate) fn decode_report<R: serde::de::DeserializeOwned + 'static>(
     bytes: &[u8],
+    shared: Attachments,
 ) -> Result<Report<R>, codec::DecodeError> {
     if is_byte_vec::<R>() {
-        return Ok(match codec::decode::<Report<crate::wire::Bytes>>(bytes)? {
-            Report::Returned(bytes) => Report::Returned(from_byte_vec(bytes.0)),
-            Report::Panicked(info) => Report::Panicked(info),
-            Report::Failed(reason) => Report::Failed(reason),
-        });
+        return Ok(
+            match attach::decode::<Report<crate::wire::Blob>>(bytes, shared)? {
+                Report::Returned(bytes) => Report::Returned(from_byte_vec(bytes.0)),
+                Report::Panicked(info) => Report::Panicked(info),
+                Report::Failed(reason) => Report::Failed(reason),
+            },
+        );
     }
-    codec::decode::<Report<R>>(bytes)
+    attach::decode::<Report<R>>(bytes, shared)
 }
 
 /// Runs `task` in this process, turning a panic into [`Report::Panicked`].
@@ -224,9 +241,10 @@ pub(crate) fn run_caught<T: Task>(task: T, args: T::Args) -> Report<T::Output> {
 /// encode (a hand-written `Serialize` may fail).
 pub(crate) fn encode_report<R: Serialize + 'static>(report: &Report<R>) -> Outcome {
     let mut bytes = Vec::new();
-    let exit_code = encode_report_into(report, &mut bytes);
+    let (exit_code, shared) = attach::collecting(|| encode_report_into(report, &mut bytes));
     Outcome {
         report: bytes,
+        shared,
         exit_code,
     }
 }
@@ -273,12 +291,12 @@ mod tests {
     }
 
     #[test]
-    fn byte_vectors_encode_as_bincode_would_and_round_trip() {
+    fn byte_vectors_round_trip_inline() {
         let bytes: Vec<u8> = (0..70_000_u32).map(|i| (i % 253) as u8).collect();
         let mut fast = Vec::new();
         encode_call(&bytes_back, &bytes, &mut fast).unwrap();
-        // The same bytes as the generic path, one call per element.
-        assert_eq!(fast, codec::encode(&(&bytes_back, &bytes)).unwrap());
+        // A tag, then the bytes in one piece.
+        assert!(fast.len() < bytes.len() + 16, "{}", fast.len());
         let (_, back) = decode_call::<bytes_back>(&fast, Vec::new()).unwrap();
         assert_eq!(back, bytes);
 
@@ -287,12 +305,29 @@ mod tests {
             encode_report_into(&Report::Returned(bytes.clone()), &mut report),
             0
         );
-        assert_eq!(
-            report,
-            codec::encode(&Report::Returned(bytes.clone())).unwrap()
-        );
         assert!(
-            matches!(decode_report::<Vec<u8>>(&report), Ok(Report::Returned(back)) if back == bytes)
+            matches!(decode_report::<Vec<u8>>(&report, Vec::new()), Ok(Report::Returned(back)) if back == bytes)
         );
+    }
+
+    #[test]
+    fn large_byte_vectors_go_beside_the_bytes_when_attachments_are_collected() {
+        let bytes: Vec<u8> = (0..crate::spill::THRESHOLD as u32 + 3)
+            .map(|i| (i % 253) as u8)
+            .collect();
+        let payload = attach::encode_with(|out| encode_call(&bytes_back, &bytes, out)).unwrap();
+        assert!(payload.bytes.0.len() < 64, "{}", payload.bytes.0.len());
+        assert_eq!(payload.shared.len(), 1);
+        let (_, back) = decode_call::<bytes_back>(&payload.bytes.0, payload.shared).unwrap();
+        assert_eq!(back, bytes);
+
+        let outcome = encode_report(&Report::Returned(bytes.clone()));
+        assert_eq!(outcome.shared.len(), 1);
+        assert!(
+            matches!(decode_report::<Vec<u8>>(&outcome.report, outcome.shared), Ok(Report::Returned(back)) if back == bytes)
+        );
+        // Without its spill, the report is an error, not a panic.
+        let outcome = encode_report(&Report::Returned(bytes));
+        assert!(decode_report::<Vec<u8>>(&outcome.report, Vec::new()).is_err());
     }
 }

@@ -1,11 +1,14 @@
 //! The channels between a parent and its children.
 //!
-//! Values are encoded once, by [`codec`](crate::codec), and travel as [`Bytes`] over typed
-//! ipc-channel channels: ipc-channel frames them (a length and a copy, no second encoding), and
-//! its typed receivers are the ones that can wait with a timeout.
+//! Values are encoded once, by [`codec`](crate::codec), and travel as [`Bytes`] with the shared
+//! memory they refer to ([`Payload`]) over typed ipc-channel channels: ipc-channel frames them (a
+//! length and a copy, no second encoding), and its typed receivers are the ones that can wait
+//! with a timeout. Large byte strings go beside the bytes, in a [spill](crate::spill).
 
 use ipc_channel::ipc::{IpcReceiver, IpcSender};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::attach::Payload;
 
 /// An encoded value on its way to another process.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -36,14 +39,88 @@ impl<'de> Deserialize<'de> for Bytes {
     }
 }
 
-/// A slice of bytes to serialize as one byte string. For bincode this is the very encoding of a
-/// `Vec<u8>` (a length, then the bytes), made with one copy instead of one call per byte.
+/// A `Vec<u8>` argument or return value on its way: a tag, then the bytes themselves (tag 0), or,
+/// from [`spill::THRESHOLD`](crate::spill::THRESHOLD) bytes on and while the encoding collects
+/// attachments, the index of the [spill](crate::spill) that holds them (tag 1). Decoded as a
+/// [`Blob`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ByteStr<'a>(pub(crate) &'a [u8]);
 
+/// [`ByteStr`]'s tags.
+const INLINE: u8 = 0;
+const SPILLED: u8 = 1;
+
 impl Serialize for ByteStr<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let mut tuple = serializer.serialize_tuple(2)?;
+        let spilled = if self.0.len() >= crate::spill::THRESHOLD {
+            crate::attach::spill(self.0)
+        } else {
+            None
+        };
+        match spilled {
+            Some(index) => {
+                tuple.serialize_element(&SPILLED)?;
+                tuple.serialize_element(&index)?;
+            }
+            None => {
+                tuple.serialize_element(&INLINE)?;
+                tuple.serialize_element(&Inline(self.0))?;
+            }
+        }
+        tuple.end()
+    }
+}
+
+/// Bytes serialized as one byte string (for bincode: a length, then the bytes, in one copy
+/// instead of one call per byte).
+struct Inline<'a>(&'a [u8]);
+
+impl Serialize for Inline<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_bytes(self.0)
+    }
+}
+
+/// A decoded [`ByteStr`].
+#[derive(Debug)]
+pub(crate) struct Blob(pub(crate) Vec<u8>);
+
+impl<'de> Deserialize<'de> for Blob {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Blob;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a tagged byte string")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Blob, A::Error> {
+                use serde::de::Error;
+                let tag: u8 = seq
+                    .next_element()?
+                    .ok_or_else(|| A::Error::invalid_length(0, &self))?;
+                match tag {
+                    INLINE => Ok(Blob(
+                        seq.next_element::<Bytes>()?
+                            .ok_or_else(|| A::Error::invalid_length(1, &self))?
+                            .0,
+                    )),
+                    SPILLED => {
+                        let index: u32 = seq
+                            .next_element()?
+                            .ok_or_else(|| A::Error::invalid_length(1, &self))?;
+                        // Copied out, then the spill is released as `hold` drops.
+                        let hold = crate::attach::take_spill(index).map_err(A::Error::custom)?;
+                        hold.to_vec().map(Blob).map_err(A::Error::custom)
+                    }
+                    other => Err(A::Error::custom(format!(
+                        "{other} is not the tag of a byte string"
+                    ))),
+                }
+            }
+        }
+        deserializer.deserialize_tuple(2, Visitor)
     }
 }
 
@@ -78,10 +155,10 @@ pub(crate) fn reserve(vec: &mut Vec<u8>, additional: usize) {
     }
 }
 
-/// Sends encoded values to another process.
-pub(crate) type Sender = IpcSender<Bytes>;
-/// Receives encoded values from another process.
-pub(crate) type Receiver = IpcReceiver<Bytes>;
+/// Sends encoded values, and the shared memory they refer to, to another process.
+pub(crate) type Sender = IpcSender<Payload>;
+/// Receives encoded values, and the shared memory they refer to, from another process.
+pub(crate) type Receiver = IpcReceiver<Payload>;
 
 /// A new channel.
 pub(crate) fn channel() -> std::io::Result<(Sender, Receiver)> {

@@ -430,7 +430,7 @@ impl Shared {
     }
 
     fn wake(&self) {
-        let _ = lock(&self.wake).send(Bytes(Vec::new()));
+        let _ = lock(&self.wake).send(Payload::default());
     }
 
     /// Waits until the manager thread has stopped.
@@ -458,8 +458,7 @@ impl Shared {
                 match event {
                     IpcSelectionResult::MessageReceived(key, _) if key == wake_key => {}
                     IpcSelectionResult::MessageReceived(key, message) => {
-                        let bytes = message.to::<Bytes>().map(|bytes| bytes.0);
-                        state.on_message(key, bytes.as_deref().ok());
+                        state.on_message(key, message.to::<Payload>().ok());
                     }
                     IpcSelectionResult::ChannelClosed(key) => {
                         if let Some(index) = state.workers.iter().position(|w| w.key == key) {
@@ -651,11 +650,19 @@ impl State {
     }
 
     /// A message on worker `key`'s result channel (`None`: it did not decode at all).
-    fn on_message(&mut self, key: u64, bytes: Option<&[u8]>) {
+    fn on_message(&mut self, key: u64, payload: Option<Payload>) {
         let Some(index) = self.workers.iter().position(|w| w.key == key) else {
             return;
         };
-        match bytes.and_then(|bytes| codec::decode_borrowed::<FromWorker<'_>>(bytes).ok()) {
+        let (bytes, shared) = match payload {
+            Some(Payload { bytes, shared }) => (Some(bytes.0), shared),
+            None => (None, Vec::new()),
+        };
+        let mut shared = shared.into_iter();
+        match bytes
+            .as_deref()
+            .and_then(|bytes| codec::decode_borrowed::<FromWorker<'_>>(bytes).ok())
+        {
             Some(FromWorker::Results { parts, busy_nanos }) => {
                 let count: usize = parts.iter().map(|part| part.ends.len()).sum();
                 if count > 0 {
@@ -670,9 +677,12 @@ impl State {
                 worker.finished_any = true;
                 for part in parts {
                     let len = part.ends.len();
+                    let attached: u32 = part.shared.iter().sum();
                     let reports = Reports {
                         bytes: crate::wire::copy_to_vec(part.reports),
                         ends: part.ends,
+                        shared: shared.by_ref().take(attached as usize).collect(),
+                        shared_counts: part.shared,
                     };
                     if !worker.deliver(part.unit, part.first as usize, reports) {
                         // Results for items it does not hold: the worker is confused. Kill it;

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 
-use super::worker::item;
+use super::worker::{item, item_shared};
+use crate::attach::Attachments;
 use crate::error::TaskError;
 use crate::task::Report;
 
@@ -20,6 +21,10 @@ pub(crate) struct Reports {
     pub(crate) bytes: Vec<u8>,
     /// The end offset of each report in `bytes`.
     pub(crate) ends: Vec<u32>,
+    /// The shared memory the reports refer to, in item order.
+    pub(crate) shared: Attachments,
+    /// How many of `shared` each report has; empty when none has any.
+    pub(crate) shared_counts: Vec<u32>,
 }
 
 impl Reports {
@@ -28,7 +33,10 @@ impl Reports {
     }
 
     fn decode<R: DeserializeOwned + 'static>(&self, index: usize) -> Result<R, TaskError> {
-        decode(item(&self.bytes, &self.ends, index).unwrap_or_default())
+        decode(
+            item(&self.bytes, &self.ends, index).unwrap_or_default(),
+            item_shared(&self.shared, &self.shared_counts, index),
+        )
     }
 }
 
@@ -62,8 +70,11 @@ pub(crate) trait Sink: Send + Sync {
 }
 
 /// Decodes a report into the task's value or its failure.
-fn decode<R: DeserializeOwned + 'static>(bytes: &[u8]) -> Result<R, TaskError> {
-    match crate::task::decode_report::<R>(bytes) {
+fn decode<R: DeserializeOwned + 'static>(
+    bytes: &[u8],
+    shared: Attachments,
+) -> Result<R, TaskError> {
+    match crate::task::decode_report::<R>(bytes, shared) {
         Ok(Report::Returned(value)) => Ok(value),
         Ok(Report::Panicked(info)) => Err(TaskError::Panicked(info)),
         Ok(Report::Failed(reason)) => Err(TaskError::Failed(reason)),

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use ipc_channel::ipc::IpcSharedMemory;
 use serde::{Deserialize, Serialize};
 
-use crate::attach::Nested;
+use crate::attach::{Attachment, Attachments, Nested, Payload};
 use crate::child;
 use crate::codec;
 use crate::shared::SharedError;
@@ -100,6 +100,20 @@ pub(crate) struct Part<'a> {
     pub(crate) ends: Vec<u32>,
     #[serde(borrow)]
     pub(crate) reports: &'a [u8],
+    /// How many of the message's shared memory attachments belong to each report (they come in
+    /// part and report order); empty when no report of the part has any.
+    pub(crate) shared: Vec<u32>,
+}
+
+/// The attachments of item `index`, when each item has `counts[i]` of `shared` (no counts: no
+/// item has any).
+pub(crate) fn item_shared(shared: &[Attachment], counts: &[u32], index: usize) -> Attachments {
+    if counts.is_empty() {
+        return Vec::new();
+    }
+    let skip: usize = counts.iter().take(index).map(|&n| n as usize).sum();
+    let take = counts.get(index).copied().unwrap_or(0) as usize;
+    shared.iter().skip(skip).take(take).cloned().collect()
 }
 
 /// The item `index` of a buffer of items ending at `ends`.
@@ -226,29 +240,53 @@ pub(crate) fn coarse_nanos() -> u64 {
 #[derive(Default)]
 struct Outbox {
     reports: Vec<u8>,
-    /// `(unit, first item, ends relative to the part's start, the part's start in `reports`)`.
-    parts: Vec<(u64, u32, Vec<u32>, usize)>,
+    /// The shared memory the reports refer to, in report order.
+    shared: Attachments,
+    parts: Vec<OutPart>,
     /// Time spent running the items waiting here.
     busy: Duration,
     /// When the oldest report waiting here was made, on the coarse clock.
     oldest: Option<u64>,
 }
 
+/// A run of reports of one unit waiting in an [`Outbox`].
+struct OutPart {
+    unit: u64,
+    first: u32,
+    /// The end of each report, relative to `start`.
+    ends: Vec<u32>,
+    /// Where the part starts in the outbox's reports.
+    start: usize,
+    /// How many attachments each report has; empty while none has any.
+    shared: Vec<u32>,
+}
+
 impl Outbox {
-    /// Runs item `index` of unit `unit`, appending its report.
-    fn record(&mut self, unit: u64, index: u32, run: impl FnOnce(&mut Vec<u8>)) {
+    /// Runs item `index` of unit `unit`, appending its report and its attachments.
+    fn record(&mut self, unit: u64, index: u32, run: impl FnOnce(&mut Vec<u8>, &mut Attachments)) {
         let continues = self
             .parts
             .last()
-            .is_some_and(|(u, first, ends, _)| *u == unit && *first + ends.len() as u32 == index);
+            .is_some_and(|part| part.unit == unit && part.first + part.ends.len() as u32 == index);
         if !continues {
-            self.parts
-                .push((unit, index, Vec::new(), self.reports.len()));
+            self.parts.push(OutPart {
+                unit,
+                first: index,
+                ends: Vec::new(),
+                start: self.reports.len(),
+                shared: Vec::new(),
+            });
         }
-        run(&mut self.reports);
+        let attached = self.shared.len();
+        run(&mut self.reports, &mut self.shared);
         self.oldest.get_or_insert_with(coarse_nanos);
-        let (_, _, ends, start) = self.parts.last_mut().expect("pushed above");
-        ends.push((self.reports.len() - *start) as u32);
+        let added = (self.shared.len() - attached) as u32;
+        let part = self.parts.last_mut().expect("pushed above");
+        if added > 0 || !part.shared.is_empty() {
+            part.shared.resize(part.ends.len(), 0);
+            part.shared.push(added);
+        }
+        part.ends.push((self.reports.len() - part.start) as u32);
     }
 
     fn due(&self) -> bool {
@@ -258,27 +296,31 @@ impl Outbox {
     }
 
     /// Sends what is waiting, if anything.
-    fn flush(&mut self, send: &impl Fn(&FromWorker<'_>)) {
+    fn flush(&mut self, send: &impl Fn(&FromWorker<'_>, Attachments)) {
         if self.parts.is_empty() {
             return;
         }
         let mut parts = Vec::with_capacity(self.parts.len());
-        for (i, (unit, first, ends, start)) in self.parts.iter().enumerate() {
+        for (i, part) in self.parts.iter().enumerate() {
             let end = self
                 .parts
                 .get(i + 1)
-                .map_or(self.reports.len(), |next| next.3);
+                .map_or(self.reports.len(), |next| next.start);
             parts.push(Part {
-                unit: *unit,
-                first: *first,
-                ends: ends.clone(),
-                reports: &self.reports[*start..end],
+                unit: part.unit,
+                first: part.first,
+                ends: part.ends.clone(),
+                reports: &self.reports[part.start..end],
+                shared: part.shared.clone(),
             });
         }
-        send(&FromWorker::Results {
-            parts,
-            busy_nanos: self.busy.as_nanos() as u64,
-        });
+        send(
+            &FromWorker::Results {
+                parts,
+                busy_nanos: self.busy.as_nanos() as u64,
+            },
+            std::mem::take(&mut self.shared),
+        );
         self.parts.clear();
         self.reports.clear();
         self.busy = Duration::ZERO;
@@ -298,7 +340,7 @@ pub(crate) fn pool_worker(config: WorkerConfig) {
         eprintln!("process-tasks: a pool worker was started without its channels");
         child::finish(task::EXIT_FAILURE);
     };
-    let send = |message: &FromWorker<'_>| {
+    let send = |message: &FromWorker<'_>, shared: Attachments| {
         let mut bytes = Vec::new();
         if let FromWorker::Results { parts, .. } = message {
             let size: usize = parts
@@ -310,7 +352,11 @@ pub(crate) fn pool_worker(config: WorkerConfig) {
         if codec::encode_into(message, &mut bytes).is_err() {
             bytes.clear();
         }
-        if reports.send(Bytes(bytes)).is_err() {
+        let payload = Payload {
+            bytes: Bytes(bytes),
+            shared,
+        };
+        if reports.send(payload).is_err() {
             // The pool is gone.
             child::finish(0);
         }
@@ -318,7 +364,7 @@ pub(crate) fn pool_worker(config: WorkerConfig) {
 
     if let Some((name, payload)) = config.initializer {
         if let Some(failure) = run_initializer(&name, payload) {
-            send(&FromWorker::InitializerFailed(failure));
+            send(&FromWorker::InitializerFailed(failure), Vec::new());
             child::finish(task::EXIT_FAILURE);
         }
     }
@@ -354,10 +400,10 @@ pub(crate) fn pool_worker(config: WorkerConfig) {
                 let payload = item(unit.items, &unit.ends, index).unwrap_or_default();
                 let now = if config.timed { coarse_nanos() } else { 0 };
                 progress.start(unit.id, index as u32, now);
-                outbox.record(unit.id, index as u32, |out| {
+                outbox.record(unit.id, index as u32, |out, out_shared| {
                     match entry {
                         Some(Ok(entry)) => {
-                            (entry.run)(payload, item_shared, out);
+                            (entry.run)(payload, item_shared, out, out_shared);
                         }
                         Some(Err(reason)) => {
                             encode_report_into::<()>(&Report::Failed(reason.clone()), out);
@@ -398,7 +444,7 @@ fn run_initializer(name: &str, payload: Nested) -> Option<String> {
         ));
     };
     let mut report = Vec::new();
-    if (entry.run)(&payload.bytes, payload.shared, &mut report) == 0 {
+    if (entry.run)(&payload.bytes, payload.shared, &mut report, &mut Vec::new()) == 0 {
         return None;
     }
     // Only the failure variants are decoded, and they do not depend on the initializer's

@@ -12,8 +12,8 @@
 //! | [`Queue<T>`](crate::Queue) | many producers, many consumers | `Queue` |
 //! | [`pipe`](crate::pipe) → two [`Connection<T>`](crate::Connection)s | a duplex pipe | `Pipe()` |
 //!
-//! Each is passed to a task as an ordinary argument, and works under every start method and in
-//! pool tasks. A clone is another handle to the same object. Each lives in a memory segment of
+//! Each is passed to a task as an ordinary argument (or returned from one, made in the child),
+//! and works under every start method and in pool tasks. A clone is another handle to the same object. Each lives in a memory segment of
 //! its own (a memfd): it has no name in `/dev/shm` or anywhere else, and the kernel frees it
 //! when the last process that holds the object ends, however it ends. Nothing can leak.
 //!

@@ -75,6 +75,16 @@ impl<H: Header> Segment<H> {
     /// A new, zeroed segment with `data_len` bytes of data after the header, tagged as an `H`.
     /// The caller initialises the header before the segment is shared.
     pub(crate) fn create(data_len: usize) -> Result<Self, SharedError> {
+        Self::create_with(data_len, true)
+    }
+
+    /// As [`create`](Segment::create), but keeps every page of the segment in memory from the
+    /// start: for a segment that is about to be filled anyway.
+    pub(crate) fn create_touched(data_len: usize) -> Result<Self, SharedError> {
+        Self::create_with(data_len, false)
+    }
+
+    fn create_with(data_len: usize, give_back: bool) -> Result<Self, SharedError> {
         const { assert!(align_of::<H>() <= HEADER_AT) };
         let len = Self::DATA_AT
             .checked_add(data_len)
@@ -96,7 +106,7 @@ impl<H: Header> Segment<H> {
             },
         )?;
         let segment = Segment::map(memory);
-        if len >= GIVE_BACK_ABOVE {
+        if give_back && len >= GIVE_BACK_ABOVE {
             // SAFETY: the range is this mapping, shared and writable; nothing else knows the
             // segment yet. MADV_REMOVE frees the pages, which read as zeroes afterwards, as they
             // are now. A failure only means the pages stay allocated.
@@ -126,6 +136,23 @@ impl<H: Header> Segment<H> {
             ));
         }
         Ok(segment)
+    }
+
+    /// Whether `memory` is a segment tagged as an `H`, without taking it.
+    pub(crate) fn holds_kind(memory: &IpcSharedMemory) -> bool {
+        if memory.len() < Self::DATA_AT {
+            return false;
+        }
+        let base = memory.as_ptr();
+        // SAFETY: the mapping is page-aligned and longer than the two tag words, which are only
+        // ever accessed as atomics.
+        let (magic, kind) = unsafe {
+            (
+                AtomicU32::from_ptr(base.cast_mut().cast()),
+                AtomicU32::from_ptr(base.add(4).cast_mut().cast()),
+            )
+        };
+        magic.load(Ordering::Acquire) == MAGIC && kind.load(Ordering::Acquire) == H::KIND
     }
 
     fn map(mut memory: IpcSharedMemory) -> Self {

@@ -3,10 +3,10 @@
 use std::io::Write;
 
 use super::{Job, Started, Work};
-use crate::child;
 use crate::error::SpawnError;
 use crate::sys::{self, Forked};
 use crate::task::{self, EXIT_FAILURE};
+use crate::{attach, child};
 use crate::{children, current};
 
 /// Starts the child, on the calling thread (on the spawner thread for a daemon).
@@ -30,6 +30,11 @@ pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
         crate::wire::channel().map_err(|e| SpawnError::os("create a channel", e))?;
     let parent_pid = std::process::id() as i32;
     let daemon = identity.daemon;
+    // The child reads the arguments' spills it inherits: holds on them for it.
+    let child_holds = match &work {
+        Work::Encoded { payload, .. } => attach::hold_for_child(&payload.shared),
+        Work::Closure(_) => Vec::new(),
+    };
 
     // The locks the child must find unlocked: stdout and stderr (so that a child never blocks
     // forever on a print another thread was in the middle of) and the runtime's own. This thread
@@ -44,17 +49,21 @@ pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
     let channels = child::lock_for_fork();
     let globals = crate::globals::hold_all_for_fork();
     let executable = super::bootstrap::lock_executable_for_fork();
+    let spills = crate::spill::lock_for_fork();
     // SAFETY: the only locks the child touches before it runs the task are the ones held right
     // here by this thread, which is the thread the child continues as; the child drops its copies
     // of the guards first thing. What the task itself does after a fork of a multi-threaded
     // parent is the documented risk of this start method.
     let forked = unsafe { sys::fork() };
     drop((
-        executable, globals, channels, registry, current, stderr, stdout,
+        spills, executable, globals, channels, registry, current, stderr, stdout,
     ));
     drop((fork_lock, spawner, server));
     match forked {
-        Err(error) => Err(SpawnError::os("fork", error)),
+        Err(error) => {
+            attach::drop_for_child(child_holds);
+            Err(SpawnError::os("fork", error))
+        }
         Ok(Forked::Child) => {
             drop(reports);
             if daemon {
@@ -67,9 +76,15 @@ pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
             match work {
                 Work::Closure(work) => child::run(identity, reports_tx, extras, work),
                 Work::Encoded { task, payload } => match task::lookup(task) {
-                    Ok(entry) => child::run(identity, reports_tx, extras, move || {
-                        entry.run_to_outcome(&payload.bytes.0, payload.shared)
-                    }),
+                    Ok(entry) => {
+                        let holds = attach::adopt(child_holds);
+                        child::run(identity, reports_tx, extras, move || {
+                            let outcome = entry.run_to_outcome(&payload.bytes.0, payload.shared);
+                            // The spills are read: released.
+                            drop(holds);
+                            outcome
+                        })
+                    }
                     Err(_) => sys::exit_now(EXIT_FAILURE),
                 },
             }
