@@ -36,6 +36,7 @@ per_start_method!(
     close_refuses_work_and_join_needs_close,
     large_byte_strings_arrive_whole_however_long_results_wait,
     a_worker_dying_on_a_large_item_fails_only_that_item,
+    a_map_not_ready_keeps_what_it_has_for_the_next_get,
 );
 
 fn pool(method: StartMethod, processes: usize) -> Pool {
@@ -623,4 +624,33 @@ fn a_worker_dying_on_a_large_item_fails_only_that_item(method: StartMethod) {
             Err(other) => panic!("item {seed}: {other}"),
         }
     }
+}
+
+#[process_task]
+fn double_after_gate(x: u64, gate: Event) -> u64 {
+    if x == 7 {
+        gate.wait();
+    }
+    x * 2
+}
+
+fn a_map_not_ready_keeps_what_it_has_for_the_next_get(method: StartMethod) {
+    // Values are decoded as they arrive; a get that times out must not lose those.
+    let pool = Pool::builder()
+        .processes(2)
+        .chunksize(1)
+        .start_method(method)
+        .build()
+        .unwrap();
+    let gate = Event::new().unwrap();
+    let mut result = pool
+        .map_async(double_after_gate, (0..20).map(|x| (x, gate.clone())))
+        .unwrap();
+    match result.get_timeout(Duration::from_millis(50)) {
+        Err(TaskError::NotReady { .. }) => {}
+        other => panic!("item 7 waits for the gate: {other:?}"),
+    }
+    gate.set();
+    let values = result.get_timeout(common::DEADLINE).unwrap();
+    assert_eq!(values, (0..20).map(|x| x * 2).collect::<Vec<u64>>());
 }

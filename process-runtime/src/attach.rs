@@ -18,7 +18,7 @@
 //! Large byte strings travel the same way, in a [`spill`](crate::spill): an attachment that
 //! holds one also holds the spill against being written again (see that module).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
 use ipc_channel::ipc::IpcSharedMemory;
@@ -30,7 +30,15 @@ use crate::codec::{self, DecodeError, EncodeError};
 use crate::spill::{self, Hold};
 
 thread_local! {
-    static OUTGOING: RefCell<Option<Attachments>> = const { RefCell::new(None) };
+    /// The attachments gathered by the [`collecting`] calls running on this thread, innermost
+    /// last.
+    static OUTGOING: RefCell<Attachments> = const { RefCell::new(Vec::new()) };
+    /// How many attachments `OUTGOING` holds: read without touching `OUTGOING` itself, whose
+    /// thread-local costs more to reach, so that an encoding that attaches nothing (nearly all)
+    /// costs a few reads of plain cells.
+    static PENDING: Cell<usize> = const { Cell::new(0) };
+    /// Where the innermost [`collecting`]'s attachments start in `OUTGOING`; `None` outside.
+    static SCOPE: Cell<Option<usize>> = const { Cell::new(None) };
     static INCOMING: RefCell<Option<Vec<Option<Attachment>>>> = const { RefCell::new(None) };
 }
 
@@ -101,16 +109,20 @@ pub(crate) fn drop_for_child(holds: Vec<Hold>) {
 /// index; `None` when nothing is collecting attachments here (or no spill could be made: the
 /// bytes then go inline, which works as well, only slower).
 pub(crate) fn spill(bytes: &[u8]) -> Option<u32> {
-    if !OUTGOING.with(|out| out.borrow().is_some()) {
-        return None;
-    }
+    SCOPE.get()?;
     let hold = Hold::store(bytes).ok()?;
-    OUTGOING.with(|out| {
-        out.borrow_mut().as_mut().map(|list| {
-            list.push(Attachment::Spill(Arc::new(hold)));
-            (list.len() - 1) as u32
-        })
-    })
+    attach(Attachment::Spill(Arc::new(hold))).map(|index| index as u32)
+}
+
+/// Adds `attachment` to the innermost [`collecting`]; its index there, `None` outside one.
+fn attach(attachment: Attachment) -> Option<usize> {
+    let start = SCOPE.get()?;
+    let index = OUTGOING.with_borrow_mut(|out| {
+        out.push(attachment);
+        out.len() - 1 - start
+    });
+    PENDING.set(PENDING.get() + 1);
+    Some(index)
 }
 
 /// For a large byte string's `Deserialize`: the spill whose index comes in the bytes. Dropping
@@ -137,11 +149,43 @@ fn take(index: usize) -> Option<Attachment> {
 }
 
 /// Runs `f` (which encodes), gathering the segments of the shared objects it serializes.
+///
+/// Cheap enough to wrap every item of a pool's chunk: a few thread-local reads, and no
+/// allocation unless something is attached.
 pub(crate) fn collecting<R>(f: impl FnOnce() -> R) -> (R, Attachments) {
-    let outer = OUTGOING.with(|out| out.borrow_mut().replace(Vec::new()));
+    /// Ends the scope, even if `f` panics.
+    struct Scope {
+        outer: Option<usize>,
+        start: usize,
+    }
+    impl Drop for Scope {
+        fn drop(&mut self) {
+            // After a panic in `f`: what it gathered is dropped, not left to the next encoding.
+            if PENDING.get() > self.start {
+                OUTGOING.with_borrow_mut(|out| out.truncate(self.start));
+                PENDING.set(self.start);
+            }
+            SCOPE.set(self.outer);
+        }
+    }
+    impl Scope {
+        fn gathered(&self) -> Attachments {
+            if PENDING.get() == self.start {
+                return Vec::new();
+            }
+            PENDING.set(self.start);
+            OUTGOING.with_borrow_mut(|out| out.split_off(self.start))
+        }
+    }
+    let start = PENDING.get();
+    let scope = Scope {
+        outer: SCOPE.replace(Some(start)),
+        start,
+    };
     let result = f();
-    let gathered = OUTGOING.with(|out| std::mem::replace(&mut *out.borrow_mut(), outer));
-    (result, gathered.unwrap_or_default())
+    let gathered = scope.gathered();
+    drop(scope);
+    (result, gathered)
 }
 
 /// Runs `f` (which decodes) with `attachments` available to the shared objects it deserializes.
@@ -289,13 +333,7 @@ fn serialize_attachment<S: Serializer>(
     attachment: Attachment,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
-    let index = OUTGOING.with(|out| {
-        out.borrow_mut().as_mut().map(|list| {
-            list.push(attachment);
-            list.len() - 1
-        })
-    });
-    match index {
+    match attach(attachment) {
         Some(index) => (index as u32).serialize(serializer),
         None => Err(S::Error::custom(
             "a shared object can only be sent to another process as (part of) a task's arguments or return value, or in a process_global",
@@ -350,6 +388,27 @@ mod tests {
         assert_eq!(payload.shared.len(), 2);
         let (n, a, b): (u32, Shared, Shared) = decode(&payload.bytes.0, payload.shared).unwrap();
         assert_eq!((n, &a.0[..], &b.0[..]), (7, &b"abc"[..], &b"xyz"[..]));
+    }
+
+    #[test]
+    fn nested_encodings_gather_their_own_segments() {
+        let a = Shared(IpcSharedMemory::from_bytes(b"a"));
+        let b = Shared(IpcSharedMemory::from_bytes(b"b"));
+        let (outer, outer_shared) = collecting(|| {
+            let first = codec::encode(&a).unwrap();
+            let (inner, inner_shared) = collecting(|| codec::encode(&(&b, &a)).unwrap());
+            let second = codec::encode(&b).unwrap();
+            (first, inner, inner_shared, second)
+        });
+        let (first, inner, inner_shared, second) = outer;
+        // Indexes count from the start of each encoding's own list.
+        assert_eq!(codec::decode::<u32>(&first).unwrap(), 0);
+        assert_eq!(codec::decode::<(u32, u32)>(&inner).unwrap(), (0, 1));
+        assert_eq!(codec::decode::<u32>(&second).unwrap(), 1);
+        assert_eq!((outer_shared.len(), inner_shared.len()), (2, 2));
+        // After a panic inside, the thread is outside any encoding again.
+        let _ = std::panic::catch_unwind(|| collecting(|| panic!("in the middle")));
+        assert!(codec::encode(&a).is_err());
     }
 
     #[test]

@@ -48,8 +48,20 @@ pub(crate) fn encode_into<T: Serialize + ?Sized>(
     value: &T,
     out: &mut Vec<u8>,
 ) -> Result<(), EncodeError> {
-    bincode::serde::encode_into_std_write(value, out, CONFIG)?;
+    bincode::serde::encode_into_writer(value, Appender(out), CONFIG)?;
     Ok(())
+}
+
+/// Appends to a vector: what `std::io::Write` for `Vec<u8>` does, without its error plumbing and
+/// byte count, which cost as much as encoding a small value.
+struct Appender<'a>(&'a mut Vec<u8>);
+
+impl bincode::enc::write::Writer for Appender<'_> {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
 }
 
 /// Decodes a `T` that must fill `bytes` exactly.

@@ -162,7 +162,9 @@ fn run_encoded<T: Task>(
         )),
     };
     let (exit_code, attachments) = attach::collecting(|| encode_report_into(&report, out));
-    out_shared.extend(attachments);
+    if !attachments.is_empty() {
+        out_shared.extend(attachments);
+    }
     exit_code
 }
 

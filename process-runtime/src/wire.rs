@@ -124,6 +124,55 @@ impl<'de> Deserialize<'de> for Blob {
     }
 }
 
+/// Offsets into a buffer (where each item of a pool's batch ends): on the wire, their
+/// little-endian bytes in one byte string, a copy where a sequence would cost a call and a
+/// varint per offset.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Offsets(pub(crate) Vec<u32>);
+
+impl std::ops::Deref for Offsets {
+    type Target = [u32];
+    fn deref(&self) -> &[u32] {
+        &self.0
+    }
+}
+
+impl Serialize for Offsets {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut bytes = Vec::with_capacity(4 * self.0.len());
+        for offset in &self.0 {
+            bytes.extend_from_slice(&offset.to_le_bytes());
+        }
+        serializer.serialize_bytes(&bytes)
+    }
+}
+
+impl<'de> Deserialize<'de> for Offsets {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Offsets;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("offsets as little-endian u32 bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Offsets, E> {
+                if v.len() % 4 != 0 {
+                    return Err(E::custom(format!(
+                        "{} bytes of offsets, not a multiple of 4",
+                        v.len()
+                    )));
+                }
+                Ok(Offsets(
+                    v.chunks_exact(4)
+                        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                        .collect(),
+                ))
+            }
+        }
+        deserializer.deserialize_bytes(Visitor)
+    }
+}
+
 /// From this size on, a buffer is worth transparent huge pages: touching fresh memory 4 KiB at a
 /// time costs more than the copy itself (a 64 MiB buffer takes tens of thousands of faults).
 const HUGE: usize = 4 << 20;
@@ -163,4 +212,18 @@ pub(crate) type Receiver = IpcReceiver<Payload>;
 /// A new channel.
 pub(crate) fn channel() -> std::io::Result<(Sender, Receiver)> {
     ipc_channel::ipc::channel()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_round_trip_and_reject_a_torn_length() {
+        let offsets = Offsets(vec![0, 3, 70_000, u32::MAX]);
+        let bytes = crate::codec::encode(&offsets).unwrap();
+        assert_eq!(crate::codec::decode::<Offsets>(&bytes).unwrap(), offsets);
+        let torn = crate::codec::encode(&Bytes(vec![1, 2, 3])).unwrap();
+        assert!(crate::codec::decode::<Offsets>(&torn).is_err());
+    }
 }

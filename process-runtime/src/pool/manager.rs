@@ -36,7 +36,7 @@ use crate::current;
 use crate::error::{PoolError, SpawnError, TaskError};
 use crate::spawn::{self, Extras, Job, Work};
 use crate::sys::ExitStatus;
-use crate::wire::{self, Bytes};
+use crate::wire::{self, Bytes, Offsets};
 
 /// The most items a worker holds at once.
 const MAX_WINDOW: usize = 4096;
@@ -94,7 +94,9 @@ impl Items {
             self.shared_counts.resize(self.ends.len(), 0);
             self.shared_counts.push(shared.len() as u32);
         }
-        self.shared.extend(shared);
+        if !shared.is_empty() {
+            self.shared.extend(shared);
+        }
         self.ends.push(self.bytes.len() as u32);
         Ok(())
     }
@@ -680,7 +682,7 @@ impl State {
                     let attached: u32 = part.shared.iter().sum();
                     let reports = Reports {
                         bytes: crate::wire::copy_to_vec(part.reports),
-                        ends: part.ends,
+                        ends: part.ends.0,
                         shared: shared.by_ref().take(attached as usize).collect(),
                         shared_counts: part.shared,
                     };
@@ -903,7 +905,7 @@ fn encode_batch(units: &[Unit]) -> Result<Payload, EncodeError> {
         messages.push(UnitMsg {
             id: unit.id,
             task,
-            ends: unit.items.ends.clone(),
+            ends: Offsets(unit.items.ends.clone()),
             items: &unit.items.bytes,
             shared: unit.items.shared_counts.clone(),
         });

@@ -287,6 +287,11 @@ impl Pool {
         let mut chunker = Chunker::new(&task, collector.clone(), chunksize);
         for (index, args) in all_args.iter().enumerate() {
             chunker.push(index, args);
+            // Each chunk goes as soon as it is encoded: the workers start on it while the rest
+            // are encoded.
+            if !chunker.requests.is_empty() {
+                self.shared.submit(std::mem::take(&mut chunker.requests))?;
+            }
         }
         if let Some(reason) = input_failure {
             collector.deliver(all_args.len(), Delivery::Failed(TaskError::Input(reason)));

@@ -354,17 +354,16 @@ impl Collector {
         true
     }
 
-    /// Decodes every item, `0..len`, in order, once all have arrived.
-    fn decode_all<R: DeserializeOwned + 'static>(&self, len: usize) -> Result<Vec<R>, TaskError> {
-        let state = lock(&self.state);
-        let mut values = Vec::with_capacity(len);
-        for (first, (delivery, _)) in &state.runs {
-            debug_assert_eq!(*first, values.len());
-            for offset in 0..delivery.len() {
-                values.push(delivery.decode(offset)?);
+    /// Waits (until `deadline`) for the run of outcomes that starts at item `first`, and takes
+    /// it. For a reader that takes every run in order, and nothing else.
+    fn take_run(&self, first: usize, deadline: Option<Instant>) -> Option<Delivery> {
+        let mut state = lock(&self.state);
+        loop {
+            if let Some((delivery, _)) = state.runs.remove(&first) {
+                return Some(delivery);
             }
+            state = self.arrived.wait(state, deadline)?;
         }
-        Ok(values)
     }
 }
 
@@ -374,8 +373,10 @@ impl Collector {
 pub struct MapResult<R> {
     collector: Arc<Collector>,
     len: usize,
+    /// The values decoded so far, in order: they are decoded as their runs arrive, while the
+    /// workers go on with the rest.
+    values: Mutex<Vec<R>>,
     taken: bool,
-    _output: PhantomData<fn() -> R>,
 }
 
 impl<R: DeserializeOwned + 'static> MapResult<R> {
@@ -383,8 +384,8 @@ impl<R: DeserializeOwned + 'static> MapResult<R> {
         MapResult {
             collector,
             len,
+            values: Mutex::new(Vec::new()),
             taken: false,
-            _output: PhantomData,
         }
     }
 
@@ -417,13 +418,30 @@ impl<R: DeserializeOwned + 'static> MapResult<R> {
         if self.taken {
             return Err(TaskError::AlreadyTaken);
         }
-        if !self.collector.wait_for(self.len, deadline) {
-            return Err(TaskError::NotReady {
-                waited: Duration::ZERO,
-            });
+        let values = self
+            .values
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        values.reserve_exact(self.len - values.len());
+        while values.len() < self.len {
+            let Some(delivery) = self.collector.take_run(values.len(), deadline) else {
+                // What was decoded stays for the next call.
+                return Err(TaskError::NotReady {
+                    waited: Duration::ZERO,
+                });
+            };
+            for offset in 0..delivery.len() {
+                match delivery.decode(offset) {
+                    Ok(value) => values.push(value),
+                    Err(error) => {
+                        self.taken = true;
+                        return Err(error);
+                    }
+                }
+            }
         }
         self.taken = true;
-        self.collector.decode_all(self.len)
+        Ok(std::mem::take(values))
     }
 }
 

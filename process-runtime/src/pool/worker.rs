@@ -29,7 +29,7 @@ use crate::codec;
 use crate::shared::SharedError;
 use crate::shared::segment::{Header, Segment};
 use crate::task::{self, Report, encode_report_into};
-use crate::wire::Bytes;
+use crate::wire::{Bytes, Offsets};
 
 /// How long finished results may wait in a worker before they are sent.
 const FLUSH_AFTER: Duration = Duration::from_millis(2);
@@ -69,7 +69,7 @@ pub(crate) struct UnitMsg<'a> {
     /// The index of the task's name in the batch's names.
     pub(crate) task: u32,
     /// The end offset of each item in `items`.
-    pub(crate) ends: Vec<u32>,
+    pub(crate) ends: Offsets,
     /// The encoded `(task, args)` of each item, one after the other.
     #[serde(borrow)]
     pub(crate) items: &'a [u8],
@@ -97,7 +97,7 @@ pub(crate) struct Part<'a> {
     pub(crate) unit: u64,
     pub(crate) first: u32,
     /// The end offset of each report in `reports`.
-    pub(crate) ends: Vec<u32>,
+    pub(crate) ends: Offsets,
     #[serde(borrow)]
     pub(crate) reports: &'a [u8],
     /// How many of the message's shared memory attachments belong to each report (they come in
@@ -309,7 +309,7 @@ impl Outbox {
             parts.push(Part {
                 unit: part.unit,
                 first: part.first,
-                ends: part.ends.clone(),
+                ends: Offsets(part.ends.clone()),
                 reports: &self.reports[part.start..end],
                 shared: part.shared.clone(),
             });
@@ -396,7 +396,11 @@ pub(crate) fn pool_worker(config: WorkerConfig) {
             let mut started = Instant::now();
             for index in 0..unit.ends.len() {
                 let count = unit.shared.get(index).copied().unwrap_or(0) as usize;
-                let item_shared = shared.by_ref().take(count).collect();
+                let item_shared = if count == 0 {
+                    Vec::new()
+                } else {
+                    shared.by_ref().take(count).collect()
+                };
                 let payload = item(unit.items, &unit.ends, index).unwrap_or_default();
                 let now = if config.timed { coarse_nanos() } else { 0 };
                 progress.start(unit.id, index as u32, now);
