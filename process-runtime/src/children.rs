@@ -8,7 +8,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
@@ -223,13 +223,16 @@ impl Reaper {
     }
 }
 
-/// The pid that installed the exit handler, so a forked child installs its own.
-static EXIT_HANDLER_OWNER: AtomicU32 = AtomicU32::new(0);
+/// Whether [`at_exit`] is registered in this address space. A registration survives `fork`, and
+/// so does this flag; neither survives `exec`. A forked child thus inherits its parent's handler
+/// (which acts on the registry of whichever process runs it) instead of adding its own.
+static EXIT_HANDLER: AtomicBool = AtomicBool::new(false);
 
-/// Installs [`at_exit`] with `atexit(3)`, once per process.
+/// Installs [`at_exit`] with `atexit(3)`, once per address space. Called before every fork, so
+/// that the forked child finds it installed and writes nothing to do so.
 pub(crate) fn install_exit_handler() {
-    let me = std::process::id();
-    if EXIT_HANDLER_OWNER.swap(me, Ordering::AcqRel) != me {
+    // A load first: in a forked child, even a store of the same value would copy the page.
+    if !EXIT_HANDLER.load(Ordering::Acquire) && !EXIT_HANDLER.swap(true, Ordering::AcqRel) {
         // SAFETY: `at_exit` is an `extern "C" fn()` that lives as long as the program.
         unsafe { libc::atexit(at_exit) };
     }

@@ -117,14 +117,19 @@ pub(crate) fn next_child(prefix: &str, name: Option<String>, daemon: bool) -> Ch
 }
 
 /// Makes this process the child `identity` describes.
+///
+/// What was there before (the identity a forked child copied from its parent) is forgotten, not
+/// freed: freeing writes to the allocator's pages, which a forked child shares with its parent
+/// until it writes to them, and a few bytes once per process are cheaper than those copies.
 pub(crate) fn become_child(identity: ChildIdentity) {
-    *me() = Some(Me {
+    let inherited = me().replace(Me {
         name: identity.name,
         identity: identity.identity,
         daemon: identity.daemon,
         parent: Some(identity.parent),
         children_started: 0,
     });
+    std::mem::forget(inherited);
 }
 
 /// Holds the identity lock across a fork, so that the child's copy of it is not left locked by a

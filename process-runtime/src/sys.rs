@@ -195,12 +195,24 @@ pub(crate) fn random_bytes<const N: usize>() -> io::Result<[u8; N]> {
     Ok(buf)
 }
 
+/// `/dev/null`, opened once per process (close-on-exec) and inherited by forked children, so that
+/// a child puts it on its standard input with one `dup2` instead of an `open` and a `close` (whose
+/// path handling also writes to pages the child shares with its parent). Opened by a parent before
+/// it forks ([`stdin_from_dev_null`] opens it itself if not).
+pub(crate) fn dev_null() -> Option<BorrowedFd<'static>> {
+    static DEV_NULL: std::sync::OnceLock<Option<OwnedFd>> = std::sync::OnceLock::new();
+    DEV_NULL
+        .get_or_init(|| std::fs::File::open("/dev/null").ok().map(OwnedFd::from))
+        .as_ref()
+        .map(AsFd::as_fd)
+}
+
 /// Points standard input at `/dev/null`, as Python does in every child, so that a child never
 /// competes with its parent for the terminal.
 pub(crate) fn stdin_from_dev_null() {
-    if let Ok(null) = std::fs::File::open("/dev/null") {
-        // SAFETY: dup2 onto descriptor 0 replaces stdin atomically; `null` stays owned by the
-        // File and is closed when it drops.
+    if let Some(null) = dev_null() {
+        // SAFETY: dup2 onto descriptor 0 replaces stdin atomically (the copy is not close-on-exec);
+        // `null` stays open, owned by the static.
         unsafe { libc::dup2(null.as_raw_fd(), 0) };
     }
 }

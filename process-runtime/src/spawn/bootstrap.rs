@@ -372,18 +372,21 @@ fn become_bootstrapped(value: OsString) -> ! {
             Err(Lookup::Ambiguous) => Some("ambiguous"),
         };
         if let Some(refusal) = refusal {
-            let _ = writeln!(pipe, "{refusal}");
+            let _ = say(&mut pipe, refusal);
             sys::exit_now(EXIT_FAILURE);
         }
     }
     let (server, name) = match IpcOneShotServer::<Hello>::new() {
         Ok(server) => server,
         Err(error) => {
-            let _ = writeln!(pipe, "error could not open a bootstrap endpoint: {error}");
+            let _ = say(
+                &mut pipe,
+                &format!("error could not open a bootstrap endpoint: {error}"),
+            );
             sys::exit_now(EXIT_FAILURE);
         }
     };
-    if writeln!(pipe, "ready {name}").is_err() {
+    if say(&mut pipe, &format!("ready {name}")).is_err() {
         sys::exit_now(EXIT_FAILURE);
     }
     sys::stdin_from_dev_null();
@@ -398,6 +401,15 @@ fn become_bootstrapped(value: OsString) -> ! {
         Body::Child(start) => super::exec::run_child(*start),
         Body::ForkServer(start) => super::forkserver::serve(start),
     }
+}
+
+/// Writes `line` and its newline on the handshake pipe in one `write`: `writeln!` on a `File`
+/// writes piece by piece, and the parent would wake up for each piece.
+fn say(pipe: &mut std::fs::File, line: &str) -> std::io::Result<()> {
+    let mut bytes = Vec::with_capacity(line.len() + 1);
+    bytes.extend_from_slice(line.as_bytes());
+    bytes.push(b'\n');
+    pipe.write_all(&bytes)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Start method `Fork`: fork the calling process.
 
+use std::cell::Cell;
 use std::io::Write;
 
 use super::{Job, Started, Work};
@@ -17,6 +18,10 @@ pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
         extras,
         ..
     } = job;
+    // What the child would otherwise set up itself, in pages it shares with this process (every
+    // page a child writes to is copied for it): set up here once, inherited by every fork.
+    let _ = sys::dev_null();
+    prime_ipc_buffers();
     // Every lock a forked child may take must be free in it: held here across the fork, so that
     // no other thread of this process holds it at that moment, and released on both sides. The
     // order is the one every other path takes them in: the fork server's, the spawner's, then
@@ -100,4 +105,26 @@ pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
             })
         }
     }
+}
+
+thread_local! {
+    /// Whether this thread has used ipc-channel's per-thread buffers (see [`prime_ipc_buffers`]).
+    static PRIMED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Uses ipc-channel's per-thread buffers once on the calling thread, by sending a message to
+/// itself. Their first use registers thread-local destructors (an allocation, a lock of the
+/// dynamic loader): a child forked from this thread continues as a copy of it and finds them
+/// registered, instead of doing so itself when it sends its report, writing to half a dozen
+/// pages it shares with this process.
+pub(crate) fn prime_ipc_buffers() {
+    if PRIMED.get() {
+        return;
+    }
+    if let Ok((sender, receiver)) = ipc_channel::ipc::channel::<()>() {
+        if sender.send(()).is_ok() {
+            let _ = receiver.recv();
+        }
+    }
+    PRIMED.set(true);
 }

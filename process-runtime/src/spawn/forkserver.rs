@@ -238,10 +238,17 @@ enum Note {
 pub(super) fn serve(start: ServerStart) -> ! {
     let records = ThreadRecords::of_current_thread();
     let requester = sys::getppid();
-    // Done once here and inherited by every child, instead of done in each: the panic hook, and
-    // the index of the task table.
+    // Done once here and inherited by every child, instead of done in each (where every page
+    // written is a copy): the panic hook, the exit handler, the index of the task table,
+    // the per-thread lists of ipc-channel and of `attach` (whose first use registers a destructor),
+    // standard output's buffer, and /dev/null.
     crate::panic::install_hook();
+    crate::children::install_exit_handler();
     let _ = task::lookup("");
+    super::fork::prime_ipc_buffers();
+    crate::attach::providing(Vec::new(), || ());
+    let _ = std::io::stdout();
+    let _ = sys::dev_null();
     let ServerStart { requests, replies } = start;
     loop {
         let Ok((note_tx, note_rx)) = ipc::channel::<Note>() else {

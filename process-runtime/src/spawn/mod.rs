@@ -175,8 +175,11 @@ pub(crate) fn spawn(mut job: Job) -> Result<Spawned, SpawnError> {
     if crate::current::is_daemon() {
         return Err(SpawnError::DaemonCannotHaveChildren);
     }
-    // Before any fork: a forked child must find the hook installed (see `panic`).
+    // Before any fork: a forked child must find the hook installed (see `panic`), and the exit
+    // handler too, which it would otherwise register itself, writing to pages it shares with
+    // this process (each written page is a copy).
     crate::panic::install_hook();
+    children::install_exit_handler();
     let (name, daemon) = (job.identity.name.clone(), job.identity.daemon);
     // A forked child has the values already; any other needs them sent, as they are now.
     job.globals = match job.method {
