@@ -37,10 +37,15 @@ thread_local! {
     /// thread-local costs more to reach, so that an encoding that attaches nothing (nearly all)
     /// costs a few reads of plain cells.
     static PENDING: Cell<usize> = const { Cell::new(0) };
-    /// Where the innermost [`collecting`]'s attachments start in `OUTGOING`; `None` outside.
-    static SCOPE: Cell<Option<usize>> = const { Cell::new(None) };
+    /// Where the innermost [`collecting`]'s attachments start in `OUTGOING`; [`OUTSIDE`] outside
+    /// any (a plain word: an `Option` is two, and moving those through thread-local memory costs
+    /// more than the rest of the bookkeeping).
+    static SCOPE: Cell<usize> = const { Cell::new(OUTSIDE) };
     static INCOMING: RefCell<Option<Vec<Option<Attachment>>>> = const { RefCell::new(None) };
 }
+
+/// [`SCOPE`] outside any [`collecting`].
+const OUTSIDE: usize = usize::MAX;
 
 /// Shared memory beside an encoded value.
 #[derive(Debug, Clone)]
@@ -109,14 +114,19 @@ pub(crate) fn drop_for_child(holds: Vec<Hold>) {
 /// index; `None` when nothing is collecting attachments here (or no spill could be made: the
 /// bytes then go inline, which works as well, only slower).
 pub(crate) fn spill(bytes: &[u8]) -> Option<u32> {
-    SCOPE.get()?;
+    if SCOPE.get() == OUTSIDE {
+        return None;
+    }
     let hold = Hold::store(bytes).ok()?;
     attach(Attachment::Spill(Arc::new(hold))).map(|index| index as u32)
 }
 
 /// Adds `attachment` to the innermost [`collecting`]; its index there, `None` outside one.
 fn attach(attachment: Attachment) -> Option<usize> {
-    let start = SCOPE.get()?;
+    let start = SCOPE.get();
+    if start == OUTSIDE {
+        return None;
+    }
     let index = OUTGOING.with_borrow_mut(|out| {
         out.push(attachment);
         out.len() - 1 - start
@@ -149,16 +159,26 @@ fn take(index: usize) -> Option<Attachment> {
 }
 
 /// Runs `f` (which encodes), gathering the segments of the shared objects it serializes.
-///
-/// Cheap enough to wrap every item of a pool's chunk: a few thread-local reads, and no
-/// allocation unless something is attached.
 pub(crate) fn collecting<R>(f: impl FnOnce() -> R) -> (R, Attachments) {
+    let mut gathered = Vec::new();
+    let result = collecting_into(&mut gathered, f);
+    (result, gathered)
+}
+
+/// Runs `f` (which encodes), appending the segments of the shared objects it serializes to
+/// `gathered`.
+///
+/// Cheap enough to wrap every item of a pool's chunk: a few reads and writes of thread-local
+/// words, and nothing more unless something is attached.
+#[inline]
+pub(crate) fn collecting_into<R>(gathered: &mut Attachments, f: impl FnOnce() -> R) -> R {
     /// Ends the scope, even if `f` panics.
     struct Scope {
-        outer: Option<usize>,
+        outer: usize,
         start: usize,
     }
     impl Drop for Scope {
+        #[inline]
         fn drop(&mut self) {
             // After a panic in `f`: what it gathered is dropped, not left to the next encoding.
             if PENDING.get() > self.start {
@@ -168,24 +188,18 @@ pub(crate) fn collecting<R>(f: impl FnOnce() -> R) -> (R, Attachments) {
             SCOPE.set(self.outer);
         }
     }
-    impl Scope {
-        fn gathered(&self) -> Attachments {
-            if PENDING.get() == self.start {
-                return Vec::new();
-            }
-            PENDING.set(self.start);
-            OUTGOING.with_borrow_mut(|out| out.split_off(self.start))
-        }
-    }
     let start = PENDING.get();
     let scope = Scope {
-        outer: SCOPE.replace(Some(start)),
+        outer: SCOPE.replace(start),
         start,
     };
     let result = f();
-    let gathered = scope.gathered();
+    if PENDING.get() > start {
+        PENDING.set(start);
+        OUTGOING.with_borrow_mut(|out| gathered.extend(out.drain(start..)));
+    }
     drop(scope);
-    (result, gathered)
+    result
 }
 
 /// Runs `f` (which decodes) with `attachments` available to the shared objects it deserializes.

@@ -161,11 +161,7 @@ fn run_encoded<T: Task>(
             T::NAME
         )),
     };
-    let (exit_code, attachments) = attach::collecting(|| encode_report_into(&report, out));
-    if !attachments.is_empty() {
-        out_shared.extend(attachments);
-    }
-    exit_code
+    attach::collecting_into(out_shared, || encode_report_into(&report, out))
 }
 
 /// `value` as a `Vec<u8>`, if that is its type. Byte vectors are encoded as one byte string, the

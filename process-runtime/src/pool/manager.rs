@@ -84,18 +84,18 @@ impl Items {
         encode: impl FnOnce(&mut Vec<u8>) -> Result<(), EncodeError>,
     ) -> Result<(), EncodeError> {
         let start = self.bytes.len();
-        let (encoded, shared) = attach::collecting(|| encode(&mut self.bytes));
-        if let Err(error) = encoded {
+        let attached = self.shared.len();
+        let bytes = &mut self.bytes;
+        if let Err(error) = attach::collecting_into(&mut self.shared, || encode(bytes)) {
             self.bytes.truncate(start);
+            self.shared.truncate(attached);
             return Err(error);
         }
+        let added = self.shared.len() - attached;
         // Counts are kept only once some item has segments: zero for the items before it.
-        if !shared.is_empty() || !self.shared_counts.is_empty() {
+        if added > 0 || !self.shared_counts.is_empty() {
             self.shared_counts.resize(self.ends.len(), 0);
-            self.shared_counts.push(shared.len() as u32);
-        }
-        if !shared.is_empty() {
-            self.shared.extend(shared);
+            self.shared_counts.push(added as u32);
         }
         self.ends.push(self.bytes.len() as u32);
         Ok(())

@@ -71,7 +71,7 @@ pub(crate) struct UnitMsg<'a> {
     /// The end offset of each item in `items`.
     pub(crate) ends: Offsets,
     /// The encoded `(task, args)` of each item, one after the other.
-    #[serde(borrow)]
+    #[serde(borrow, serialize_with = "as_bytes")]
     pub(crate) items: &'a [u8],
     /// How many of the batch's shared memory segments belong to each item (they come in item
     /// order); empty when no item has any.
@@ -98,11 +98,18 @@ pub(crate) struct Part<'a> {
     pub(crate) first: u32,
     /// The end offset of each report in `reports`.
     pub(crate) ends: Offsets,
-    #[serde(borrow)]
+    #[serde(borrow, serialize_with = "as_bytes")]
     pub(crate) reports: &'a [u8],
     /// How many of the message's shared memory attachments belong to each report (they come in
     /// part and report order); empty when no report of the part has any.
     pub(crate) shared: Vec<u32>,
+}
+
+/// Serializes a borrowed slice as one byte string, in one copy. Serde's own impl for `[u8]`
+/// makes a sequence, one call per byte; for bincode the two encodings are the same bytes, so the
+/// borrowed slice decodes either way.
+fn as_bytes<S: serde::Serializer>(bytes: &&[u8], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_bytes(bytes)
 }
 
 /// The attachments of item `index`, when each item has `counts[i]` of `shared` (no counts: no
