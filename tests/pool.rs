@@ -37,6 +37,7 @@ per_start_method!(
     large_byte_strings_arrive_whole_however_long_results_wait,
     a_worker_dying_on_a_large_item_fails_only_that_item,
     a_map_not_ready_keeps_what_it_has_for_the_next_get,
+    a_result_whose_deserialize_panics_fails_the_map_not_the_pool,
 );
 
 fn pool(method: StartMethod, processes: usize) -> Pool {
@@ -653,4 +654,36 @@ fn a_map_not_ready_keeps_what_it_has_for_the_next_get(method: StartMethod) {
     gate.set();
     let values = result.get_timeout(common::DEADLINE).unwrap();
     assert_eq!(values, (0..20).map(|x| x * 2).collect::<Vec<u64>>());
+}
+
+/// A value whose deserialization panics for one value: user code that runs in the pool's own
+/// thread when a map's results are decoded there.
+#[derive(Debug, Serialize)]
+struct Fragile(u64);
+
+impl<'de> Deserialize<'de> for Fragile {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = u64::deserialize(deserializer)?;
+        assert_ne!(value, 13, "thirteen breaks it");
+        Ok(Fragile(value))
+    }
+}
+
+#[process_task]
+fn fragile(x: u64) -> Fragile {
+    Fragile(x)
+}
+
+fn a_result_whose_deserialize_panics_fails_the_map_not_the_pool(method: StartMethod) {
+    let pool = pool(method, 2);
+    match pool.map(fragile, 0..40) {
+        Err(TaskError::Decode { reason, .. }) => {
+            assert!(reason.contains("thirteen breaks it"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // The pool's thread lived through it.
+    let values = pool.map(fragile, 20..30).unwrap();
+    assert_eq!(values.iter().map(|f| f.0).sum::<u64>(), (20..30).sum());
+    assert_eq!(pool.map(double, 0..100).unwrap().len(), 100);
 }

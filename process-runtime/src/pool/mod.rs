@@ -279,7 +279,7 @@ impl Pool {
                 }
             }
         }
-        let collector = Arc::new(Collector::default());
+        let collector = Arc::new(Collector::decoding::<T::Output>());
         let len = all_args.len() + usize::from(input_failure.is_some());
         let chunksize = self
             .chunksize

@@ -2,8 +2,10 @@
 //! iterators for many. The pool hands the encoded reports of a run of items to a [`Sink`] in one
 //! piece; the caller's thread decodes them, so the pool's own thread never decodes a result.
 
+use std::any::Any;
 use std::collections::{BTreeMap, VecDeque};
 use std::marker::PhantomData;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -67,6 +69,26 @@ impl Delivery {
 pub(crate) trait Sink: Send + Sync {
     /// The outcome of items `first..first + delivery.len()` of this sink.
     fn deliver(&self, first: usize, delivery: Delivery);
+}
+
+/// Decodes a run of outcomes: the values up to the first failure, or that failure. A panic in a
+/// `Deserialize` impl is that item's failure, not the pool thread's end.
+fn decode_run<R: DeserializeOwned + 'static>(delivery: &Delivery) -> Result<Vec<R>, TaskError> {
+    std::panic::catch_unwind(AssertUnwindSafe(|| {
+        (0..delivery.len())
+            .map(|offset| delivery.decode(offset))
+            .collect::<Result<Vec<R>, TaskError>>()
+    }))
+    .unwrap_or_else(|payload| {
+        Err(TaskError::Decode {
+            type_name: std::any::type_name::<R>(),
+            len: 0,
+            reason: format!(
+                "its Deserialize panicked: {}",
+                crate::panic::message_of(payload.as_ref())
+            ),
+        })
+    })
 }
 
 /// Decodes a report into the task's value or its failure.
@@ -265,16 +287,34 @@ impl<R> AsyncResult<R> {
 }
 
 /// Outcomes of many items, by index: the sink of `map`, `map_async` and the `imap` iterators.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Collector {
     state: Mutex<Collected>,
     arrived: Signal,
+    /// For `map`: decodes each run as it is delivered, in the pool's thread, while the caller's
+    /// thread goes on encoding the next chunks. `None`: the reader decodes (the `imap`s).
+    decoder: Option<Decoder>,
+}
+
+/// Decodes a run into a `Result<Vec<R>, TaskError>`, type-erased: the values up to the first
+/// failure, or that failure.
+type Decoder = Box<dyn Fn(&Delivery) -> Box<dyn Any + Send> + Send + Sync>;
+
+impl std::fmt::Debug for Collector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Collector")
+            .field("state", &self.state)
+            .field("decodes_on_delivery", &self.decoder.is_some())
+            .finish()
+    }
 }
 
 #[derive(Debug, Default)]
 struct Collected {
     /// Deliveries not yet consumed, by their first index; `taken` items of each are consumed.
     runs: BTreeMap<usize, (Delivery, usize)>,
+    /// Runs decoded on delivery, by their first index (see [`Collector::decoder`]).
+    decoded: BTreeMap<usize, Box<dyn Any + Send>>,
     /// First indexes of runs with items left, in the order they arrived (for `imap_unordered`).
     arrivals: VecDeque<usize>,
     /// How many items have arrived in all.
@@ -283,6 +323,15 @@ struct Collected {
 
 impl Sink for Collector {
     fn deliver(&self, first: usize, delivery: Delivery) {
+        if let Some(decoder) = &self.decoder {
+            // Decoded before the lock is taken: the reader is not held up meanwhile.
+            let values = decoder(&delivery);
+            let mut state = lock(&self.state);
+            state.arrived += delivery.len();
+            state.decoded.insert(first, values);
+            self.arrived.notify();
+            return;
+        }
         let mut state = lock(&self.state);
         state.arrived += delivery.len();
         state.runs.insert(first, (delivery, 0));
@@ -292,6 +341,38 @@ impl Sink for Collector {
 }
 
 impl Collector {
+    /// A collector that decodes each run into `R`s as it is delivered, for a reader that takes
+    /// the runs in order with [`take_decoded`](Collector::take_decoded).
+    pub(crate) fn decoding<R: DeserializeOwned + Send + 'static>() -> Self {
+        Collector {
+            decoder: Some(Box::new(|delivery: &Delivery| {
+                Box::new(decode_run::<R>(delivery)) as Box<dyn Any + Send>
+            })),
+            ..Collector::default()
+        }
+    }
+
+    /// Waits (until `deadline`) for the run that starts at item `first`, decoded on delivery,
+    /// and takes it.
+    fn take_decoded<R: 'static>(
+        &self,
+        first: usize,
+        deadline: Option<Instant>,
+    ) -> Option<Result<Vec<R>, TaskError>> {
+        let mut state = lock(&self.state);
+        loop {
+            if let Some(values) = state.decoded.remove(&first) {
+                return Some(match values.downcast::<Result<Vec<R>, TaskError>>() {
+                    Ok(values) => *values,
+                    Err(_) => Err(TaskError::Failed(
+                        "a run of results was decoded as another type".to_owned(),
+                    )),
+                });
+            }
+            state = self.arrived.wait(state, deadline)?;
+        }
+    }
+
     /// Waits for the outcome of item `index`, decodes it, and forgets it. Items are taken in
     /// increasing order.
     pub(crate) fn take<R: DeserializeOwned + 'static>(&self, index: usize) -> Result<R, TaskError> {
@@ -353,18 +434,6 @@ impl Collector {
         }
         true
     }
-
-    /// Waits (until `deadline`) for the run of outcomes that starts at item `first`, and takes
-    /// it. For a reader that takes every run in order, and nothing else.
-    fn take_run(&self, first: usize, deadline: Option<Instant>) -> Option<Delivery> {
-        let mut state = lock(&self.state);
-        loop {
-            if let Some((delivery, _)) = state.runs.remove(&first) {
-                return Some(delivery);
-            }
-            state = self.arrived.wait(state, deadline)?;
-        }
-    }
 }
 
 /// The results of [`Pool::map_async`](crate::Pool::map_async), in input order.
@@ -424,19 +493,17 @@ impl<R: DeserializeOwned + 'static> MapResult<R> {
             .unwrap_or_else(PoisonError::into_inner);
         values.reserve_exact(self.len - values.len());
         while values.len() < self.len {
-            let Some(delivery) = self.collector.take_run(values.len(), deadline) else {
-                // What was decoded stays for the next call.
+            let Some(run) = self.collector.take_decoded::<R>(values.len(), deadline) else {
+                // What was taken stays for the next call.
                 return Err(TaskError::NotReady {
                     waited: Duration::ZERO,
                 });
             };
-            for offset in 0..delivery.len() {
-                match delivery.decode(offset) {
-                    Ok(value) => values.push(value),
-                    Err(error) => {
-                        self.taken = true;
-                        return Err(error);
-                    }
+            match run {
+                Ok(run) => values.extend(run),
+                Err(error) => {
+                    self.taken = true;
+                    return Err(error);
                 }
             }
         }
