@@ -84,6 +84,35 @@ pub(crate) fn decode_borrowed<'de, T: serde::Deserialize<'de>>(
     }
 }
 
+/// Encodes `value` as the newtype variant `index` of an enum, at the end of `out`: the same
+/// bytes as serializing the enum value, without going through the enum's `Serialize`.
+pub(crate) fn encode_variant_into<T: Serialize + ?Sized>(
+    index: u8,
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    debug_assert!(index < SINGLE_BYTE_VARIANTS);
+    // A variant index below 251 is one byte, itself.
+    out.push(index);
+    encode_into(value, out)
+}
+
+/// If `bytes` encode the newtype variant `index` of an enum, decodes its value (which must fill
+/// the rest exactly); `None` if they encode another variant.
+pub(crate) fn decode_variant<T: DeserializeOwned>(
+    index: u8,
+    bytes: &[u8],
+) -> Option<Result<T, DecodeError>> {
+    debug_assert!(index < SINGLE_BYTE_VARIANTS);
+    match bytes.split_first() {
+        Some((&first, rest)) if first == index => Some(decode(rest)),
+        _ => None,
+    }
+}
+
+/// Variant indexes below this take one byte, holding the index (bincode's varint).
+const SINGLE_BYTE_VARIANTS: u8 = 251;
+
 /// The variant index an encoded enum value starts with.
 pub(crate) fn variant_index(bytes: &[u8]) -> Option<u32> {
     bincode::serde::decode_from_slice::<u32, _>(bytes, CONFIG)

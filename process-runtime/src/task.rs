@@ -224,8 +224,17 @@ pub(crate) fn decode_report<R: serde::de::DeserializeOwned + 'static>(
             },
         );
     }
+    if shared.is_empty() {
+        // The common case, without the enum's Deserialize.
+        if let Some(value) = codec::decode_variant::<R>(RETURNED, bytes) {
+            return value.map(Report::Returned);
+        }
+    }
     attach::decode::<Report<R>>(bytes, shared)
 }
+
+/// The variant index of [`Report::Returned`].
+const RETURNED: u8 = 0;
 
 /// Runs `task` in this process, turning a panic into [`Report::Panicked`].
 pub(crate) fn run_caught<T: Task>(task: T, args: T::Args) -> Report<T::Output> {
@@ -259,7 +268,7 @@ pub(crate) fn encode_report_into<R: Serialize + 'static>(
                 crate::wire::reserve(out, bytes.len() + 16);
                 codec::encode_into(&Report::Returned(crate::wire::ByteStr(bytes)), out)
             }
-            None => codec::encode_into(report, out),
+            None => codec::encode_variant_into(RETURNED, value, out),
         },
         _ => codec::encode_into(report, out),
     };
@@ -286,6 +295,39 @@ mod tests {
     #[crate::process_task(crate = crate)]
     fn bytes_back(bytes: Vec<u8>) -> Vec<u8> {
         bytes
+    }
+
+    #[test]
+    fn reports_encode_as_the_enum_would() {
+        fn check<R>(value: R)
+        where
+            R: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug + 'static,
+        {
+            let report = Report::Returned(value);
+            let mut fast = Vec::new();
+            assert_eq!(encode_report_into(&report, &mut fast), 0);
+            assert_eq!(fast, codec::encode(&report).unwrap());
+            let Report::Returned(value) = report else {
+                unreachable!()
+            };
+            assert!(
+                matches!(decode_report::<R>(&fast, Vec::new()), Ok(Report::Returned(v)) if v == value)
+            );
+        }
+        check(7_u64);
+        check(u64::MAX);
+        check(String::from("cwz"));
+        check(vec![1_u32, 2, 3]);
+        check(());
+        // Another variant still decodes through the enum.
+        let failed = codec::encode(&Report::<u64>::Failed("no".into())).unwrap();
+        assert!(
+            matches!(decode_report::<u64>(&failed, Vec::new()), Ok(Report::Failed(r)) if r == "no")
+        );
+        // A Returned whose value does not fill the bytes is an error, not a value.
+        let mut long = codec::encode(&Report::Returned(7_u64)).unwrap();
+        long.push(0);
+        assert!(decode_report::<u64>(&long, Vec::new()).is_err());
     }
 
     #[test]
