@@ -82,15 +82,18 @@ impl<T: Task> Builder<T> {
                 let task = self.task;
                 Work::Closure(Box::new(move || encode_report(&run_caught(task, args))))
             }
-            StartMethod::Spawn | StartMethod::ForkServer => Work::Encoded {
-                task: T::NAME,
-                payload: attach::encode_with(|out| encode_call(&self.task, &args, out)).map_err(
-                    |source| SpawnError::Encode {
+            StartMethod::Spawn | StartMethod::ForkServer => {
+                let payload = attach::encode_with(|out| encode_call(&self.task, &args, out))
+                    .map_err(|source| SpawnError::Encode {
                         task: T::NAME,
                         source,
-                    },
-                )?,
-            },
+                    })?;
+                task::recycle(args);
+                Work::Encoded {
+                    task: T::NAME,
+                    payload,
+                }
+            }
         };
         let identity = current::next_child("Process", self.name, self.daemon);
         let spawned = spawn::spawn(Job {

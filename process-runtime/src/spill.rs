@@ -72,9 +72,10 @@ fn known() -> std::sync::MutexGuard<'static, Vec<Arc<Spill>>> {
     KNOWN.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Holds the list of spills across a fork (see [`crate::current::lock_for_fork`]).
-pub(crate) fn lock_for_fork() -> std::sync::MutexGuard<'static, impl Sized> {
-    known()
+/// Holds the list of spills and the spare vector across a fork (see
+/// [`crate::current::lock_for_fork`]).
+pub(crate) fn lock_for_fork() -> impl Sized {
+    (known(), spare())
 }
 
 /// Keeps `spill` as the most recently used.
@@ -193,7 +194,8 @@ impl Hold {
                 self.spill.data_len()
             ));
         }
-        let mut vec = Vec::new();
+        let mut vec = reuse(len).unwrap_or_default();
+        vec.clear();
         crate::wire::reserve(&mut vec, len);
         // SAFETY: `len` bytes are within the data region (checked above) and the vector has room
         // for them; while this hold lives nobody writes the spill (see the module docs), and the
@@ -204,6 +206,35 @@ impl Hold {
         }
         Ok(vec)
     }
+}
+
+/// The last large byte vector this process was done with (a `Vec<u8>` argument it sent, or a
+/// return value), kept to receive the next large one into: memory already touched is filled at
+/// the speed of a copy, where a fresh vector costs the kernel zeroing every page first (on the
+/// benchmark's VM that is as much again as the copy). One vector at most, so what a process
+/// keeps is bounded by the largest string it sent lately.
+static SPARE: Mutex<Option<Vec<u8>>> = Mutex::new(None);
+
+fn spare() -> std::sync::MutexGuard<'static, Option<Vec<u8>>> {
+    SPARE.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Keeps `bytes`' memory to receive a later large string into, if it is large.
+pub(crate) fn recycle(bytes: Vec<u8>) {
+    if bytes.capacity() >= THRESHOLD {
+        // The one it replaces, if any, is freed here.
+        drop(spare().replace(bytes));
+    }
+}
+
+/// The spare vector, if it has room for `len` bytes and not much more (a string received into
+/// it is handed to the caller, who should not carry a far larger allocation than it needs).
+fn reuse(len: usize) -> Option<Vec<u8>> {
+    let mut spare = spare();
+    let capacity = spare.as_ref()?.capacity();
+    (capacity >= len && capacity - len <= len / 4)
+        .then(|| spare.take())
+        .flatten()
 }
 
 /// Whether `memory` is a spill (rather than a shared object's segment).
@@ -271,6 +302,30 @@ mod tests {
         drop(received);
         assert_eq!(spill.header().holds.load(Ordering::Relaxed), 0);
         drop((second, third));
+    }
+
+    #[test]
+    fn a_large_string_is_received_into_the_last_vector_let_go_if_it_fits() {
+        let len = 3 * THRESHOLD + 12_345;
+        let bytes: Vec<u8> = (0..len).map(|i| (i % 241) as u8).collect();
+        let spare = vec![7_u8; len];
+        let address = spare.as_ptr();
+        recycle(spare);
+        let hold = Hold::store(&bytes).unwrap();
+        let received = hold.to_vec().unwrap();
+        assert_eq!(received, bytes);
+        assert_eq!(received.as_ptr(), address, "received into the spare vector");
+
+        // A spare far larger than the string is not handed out with it.
+        recycle(vec![0_u8; 4 * len]);
+        let hold = Hold::store(&bytes[..len / 2]).unwrap();
+        let received = hold.to_vec().unwrap();
+        assert_eq!(received, &bytes[..len / 2]);
+        assert!(
+            received.capacity() <= len / 2 + len / 8,
+            "{}",
+            received.capacity()
+        );
     }
 
     #[test]

@@ -161,7 +161,11 @@ fn run_encoded<T: Task>(
             T::NAME
         )),
     };
-    attach::collecting_into(out_shared, || encode_report_into(&report, out))
+    let exit_code = attach::collecting_into(out_shared, || encode_report_into(&report, out));
+    if let Report::Returned(value) = report {
+        recycle(value);
+    }
+    exit_code
 }
 
 /// `value` as a `Vec<u8>`, if that is its type. Byte vectors are encoded as one byte string, the
@@ -177,6 +181,14 @@ fn is_byte_vec<V: 'static>() -> bool {
 }
 
 /// A `Vec<u8>` as a `V` that is `Vec<u8>`.
+/// Done with `value`: if it is a large `Vec<u8>`, its memory is kept to receive the next large
+/// one into (see [`spill::recycle`](crate::spill::recycle)).
+pub(crate) fn recycle<V: 'static>(mut value: V) {
+    if let Some(bytes) = (&mut value as &mut dyn Any).downcast_mut::<Vec<u8>>() {
+        crate::spill::recycle(std::mem::take(bytes));
+    }
+}
+
 fn from_byte_vec<V: 'static>(bytes: Vec<u8>) -> V {
     *(Box::new(bytes) as Box<dyn Any>)
         .downcast::<V>()

@@ -224,6 +224,7 @@ impl Pool {
         let slot = Arc::new(Slot::default());
         let mut chunker = Chunker::new(&task, slot.clone(), 1);
         chunker.push(0, &args);
+        crate::task::recycle(args);
         self.shared.submit(chunker.finish())?;
         Ok(AsyncResult::new(slot))
     }
