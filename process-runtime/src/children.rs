@@ -6,6 +6,8 @@
 //! reaper thread, or the exit handler. The registry is tagged with the pid that owns it, so a
 //! forked child (ours or the user's `fork`) never mistakes its parent's children for its own.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, DefaultHasher};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -62,7 +64,7 @@ impl Child {
         if status.is_none() {
             *status = sys::waitid_pidfd(self.pidfd.as_fd(), false)?;
             if status.is_some() {
-                forget(self.pid);
+                forget(self);
             }
         }
         Ok(*status)
@@ -101,17 +103,41 @@ impl Child {
     }
 }
 
+/// The children not yet reaped, by pid, each with the order it was registered in.
+///
+/// A map, not a list: every reap removes its child, and with hundreds of live children a scan of
+/// a list (one pointer followed per child) was the only cost of a spawn + join that grew with
+/// their number. The hasher has fixed keys, so that the empty map can be a `static`; pids are not
+/// chosen by anyone who could make them collide on purpose.
+type Children = HashMap<i32, (u64, Arc<Child>), BuildHasherDefault<DefaultHasher>>;
+
 #[derive(Debug, Default)]
 struct Registry {
     /// The pid of the process these children belong to.
     owner: u32,
-    children: Vec<Arc<Child>>,
+    children: Children,
+    /// How many children were registered: the order of the next one.
+    registered: u64,
     reaper: Option<Arc<Reaper>>,
+}
+
+impl Registry {
+    /// The children in the order they were registered (a snapshot: the lock is not held while
+    /// the caller waits for them).
+    fn snapshot(&self) -> Vec<Arc<Child>> {
+        let mut children: Vec<&(u64, Arc<Child>)> = self.children.values().collect();
+        children.sort_unstable_by_key(|(order, _)| *order);
+        children
+            .into_iter()
+            .map(|(_, child)| Arc::clone(child))
+            .collect()
+    }
 }
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     owner: 0,
-    children: Vec::new(),
+    children: HashMap::with_hasher(BuildHasherDefault::new()),
+    registered: 0,
     reaper: None,
 });
 
@@ -138,17 +164,29 @@ pub(crate) fn lock_for_fork() -> MutexGuard<'static, impl Sized> {
 /// Records a new child, and makes sure the exit handler will see to it.
 pub(crate) fn register(child: Arc<Child>) {
     install_exit_handler();
-    registry().children.push(child);
+    let mut registry = registry();
+    let order = registry.registered;
+    registry.registered += 1;
+    // A child still listed under this pid was reaped (its pid is free again) and is on its way
+    // out through `forget`, which then leaves this one alone.
+    registry.children.insert(child.pid, (order, child));
 }
 
-fn forget(pid: i32) {
-    registry().children.retain(|child| child.pid != pid);
+/// Removes `child`, just reaped, from the registry: only that child, not one registered since
+/// under the same pid, which the kernel may have reused as soon as the reap freed it.
+fn forget(child: &Child) {
+    let mut registry = registry();
+    if let Some((_, listed)) = registry.children.get(&child.pid) {
+        if std::ptr::eq(Arc::as_ptr(listed), child) {
+            registry.children.remove(&child.pid);
+        }
+    }
 }
 
 /// The children that are still running (Python's `multiprocessing.active_children()`); the
 /// ones that ended are reaped on the way.
 pub fn active_children() -> Vec<ProcessInfo> {
-    let children: Vec<Arc<Child>> = registry().children.clone();
+    let children = registry().snapshot();
     children
         .iter()
         .filter(|child| matches!(child.try_wait(), Ok(None)))
@@ -245,7 +283,7 @@ extern "C" fn at_exit() {
 /// What a process does with its children when it ends normally, as Python does: daemons are
 /// terminated, then every child is waited for. The fork server is stopped last.
 pub(crate) fn exit_children() {
-    let children: Vec<Arc<Child>> = registry().children.clone();
+    let children = registry().snapshot();
     for child in children.iter().filter(|child| child.daemon) {
         let _ = child.signal(libc::SIGTERM);
     }
