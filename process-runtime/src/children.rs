@@ -3,7 +3,8 @@
 //!
 //! Every child is held by a pidfd, so waiting and signalling can never reach a recycled pid, and
 //! its exit status is stored once, under a lock, by whichever thread reaps it first: a handle, the
-//! reaper thread, or the exit handler. The registry is tagged with the pid that owns it, so a
+//! reaper thread, or the exit handler. Nothing done per child looks at the other children: the
+//! registry is a map, and the reaper thread learns from epoll which of its children ended. The registry is tagged with the pid that owns it, so a
 //! forked child (ours or the user's `fork`) never mistakes its parent's children for its own.
 
 use std::collections::HashMap;
@@ -14,8 +15,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
+use nix::errno::Errno;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+
 use crate::current::ProcessInfo;
-use crate::sys::{self, EventFd, ExitStatus};
+use crate::sys::{self, ExitStatus};
 
 /// One child process.
 #[derive(Debug)]
@@ -111,6 +115,11 @@ impl Child {
 /// chosen by anyone who could make them collide on purpose.
 type Children = HashMap<i32, (u64, Arc<Child>), BuildHasherDefault<DefaultHasher>>;
 
+/// The children handed to the reaper thread, by the number their pidfd is registered under in
+/// its epoll set. Not by pid: an entry lives until the reaper has seen it end, and by then its pid
+/// may already belong to a newer detached child.
+type Detached = HashMap<u64, Arc<Child>, BuildHasherDefault<DefaultHasher>>;
+
 #[derive(Debug, Default)]
 struct Registry {
     /// The pid of the process these children belong to.
@@ -119,6 +128,9 @@ struct Registry {
     /// How many children were registered: the order of the next one.
     registered: u64,
     reaper: Option<Arc<Reaper>>,
+    detached: Detached,
+    /// How many children were detached: the number of the next one.
+    detaches: u64,
 }
 
 impl Registry {
@@ -139,6 +151,8 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     children: HashMap::with_hasher(BuildHasherDefault::new()),
     registered: 0,
     reaper: None,
+    detached: HashMap::with_hasher(BuildHasherDefault::new()),
+    detaches: 0,
 });
 
 /// The registry of this process; a registry inherited through `fork` is emptied first.
@@ -199,41 +213,46 @@ pub(crate) fn detach(child: Arc<Child>) {
     if !matches!(child.try_wait(), Ok(None)) {
         return;
     }
-    let reaper = {
-        let mut registry = registry();
-        match &registry.reaper {
-            Some(reaper) => Arc::clone(reaper),
-            None => match Reaper::start() {
-                Ok(reaper) => {
-                    registry.reaper = Some(Arc::clone(&reaper));
-                    reaper
-                }
-                // No thread to reap it now: it stays in the registry, and the exit handler or
-                // `active_children` reaps it later.
-                Err(_) => return,
-            },
-        }
+    let mut registry = registry();
+    let reaper = match &registry.reaper {
+        Some(reaper) => Arc::clone(reaper),
+        None => match Reaper::start() {
+            Ok(reaper) => {
+                registry.reaper = Some(Arc::clone(&reaper));
+                reaper
+            }
+            // No thread to reap it now: it stays in the registry, and the exit handler or
+            // `active_children` reaps it later.
+            Err(_) => return,
+        },
     };
-    reaper
-        .detached
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .push(child);
-    reaper.wake.notify();
+    let key = registry.detaches;
+    registry.detaches += 1;
+    // Added under the lock: the reaper looks the key up under it, so it finds the child even if
+    // the child has already ended and epoll reports it at once.
+    let event = EpollEvent::new(EpollFlags::EPOLLIN, key);
+    if reaper.epoll.add(child.pidfd(), event).is_ok() {
+        registry.detached.insert(key, child);
+    }
+    // Otherwise (out of memory), as above: it stays in the registry for the exit handler or
+    // `active_children`.
 }
 
 /// A thread that waits on the pidfds of detached children and reaps each as it ends.
+///
+/// The pidfds are in an epoll set, registered once each, and each wake-up names the children
+/// that ended: the cost of a child's end does not depend on how many others are detached. (A
+/// `poll` of every pidfd, and a `waitid` on each, at every wake-up cost 500 `waitid`s per ended
+/// child with 500 detached daemons.)
 #[derive(Debug)]
 struct Reaper {
-    wake: EventFd,
-    detached: Mutex<Vec<Arc<Child>>>,
+    epoll: Epoll,
 }
 
 impl Reaper {
     fn start() -> io::Result<Arc<Self>> {
         let reaper = Arc::new(Reaper {
-            wake: EventFd::new()?,
-            detached: Mutex::new(Vec::new()),
+            epoll: Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?,
         });
         let shared = Arc::clone(&reaper);
         std::thread::Builder::new()
@@ -242,21 +261,34 @@ impl Reaper {
         Ok(reaper)
     }
 
-    fn run(&self) {
+    fn run(&self) -> ! {
+        let mut events = [EpollEvent::empty(); 32];
         loop {
-            let children: Vec<Arc<Child>> = self
-                .detached
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone();
-            let mut fds = vec![self.wake.as_fd()];
-            fds.extend(children.iter().map(|child| child.pidfd.as_fd()));
-            if sys::wait_readable(&fds, None).is_err() {
-                continue;
+            let ready = match self.epoll.wait(&mut events, EpollTimeout::NONE) {
+                Ok(ready) => ready,
+                Err(Errno::EINTR) => continue,
+                // Cannot happen with a valid epoll descriptor and buffer; do not spin on it.
+                Err(_) => {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    continue;
+                }
+            };
+            for event in &events[..ready] {
+                let key = event.data();
+                let Some(child) = registry().detached.get(&key).cloned() else {
+                    continue;
+                };
+                // A readable pidfd means the child ended; `Ok(None)` only while the kernel has
+                // yet to make it reapable, and epoll reports it again until it is.
+                if matches!(child.try_wait(), Ok(None)) {
+                    continue;
+                }
+                // Reaped, here or by whoever came first, or not ours to wait for (an error):
+                // out of the set before its pidfd closes, since a copy of the pidfd in a forked
+                // process would keep it there, readable for ever.
+                let _ = self.epoll.delete(child.pidfd());
+                registry().detached.remove(&key);
             }
-            self.wake.drain();
-            let mut detached = self.detached.lock().unwrap_or_else(PoisonError::into_inner);
-            detached.retain(|child| matches!(child.try_wait(), Ok(None)));
         }
     }
 }
