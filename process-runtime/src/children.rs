@@ -160,12 +160,20 @@ fn registry() -> MutexGuard<'static, Registry> {
     let mut registry = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
     let me = std::process::id();
     if registry.owner != me {
-        // Inherited from the parent: its children and its reaper thread are not ours. Dropping
-        // them only closes this process's copies of the descriptors.
-        *registry = Registry {
-            owner: me,
-            ..Registry::default()
-        };
+        // Inherited from the parent: its children and its reaper thread are not ours. They are
+        // forgotten, not dropped: dropping them would write to every child's `Arc` and free its
+        // name, copying a page shared with the parent for each, which made every `Fork` child
+        // of a parent with 500 live children pay for all 500. All this process would gain is
+        // closing its copies of their pidfds, which its exit does anyway (it keeps its copies
+        // of their report channels open too).
+        let inherited = std::mem::replace(
+            &mut *registry,
+            Registry {
+                owner: me,
+                ..Registry::default()
+            },
+        );
+        std::mem::forget(inherited);
     }
     registry
 }
