@@ -438,10 +438,14 @@ fn payload(config: &Config, rows: &mut Vec<Row>) -> Result<()> {
     Ok(())
 }
 
+/// One step of the scaling measurement: how many live children, its title, and the keys of its
+/// spawn latency and memory rows.
+type Step = (usize, &'static str, &'static str, &'static str);
+
 /// Spawn latency and memory per child with 1, 100 and 500 live children; pool throughput with
 /// 1, 2 and 4 workers.
 fn scaling(config: &Config, rows: &mut Vec<Row>) -> Result<()> {
-    let steps = [
+    let steps: [Step; 3] = [
         (1, "1 live child", "scaling_spawn_1", "scaling_pss_1"),
         (
             100,
@@ -457,41 +461,7 @@ fn scaling(config: &Config, rows: &mut Vec<Row>) -> Result<()> {
         ),
     ];
     if config.wants("scaling.spawn") {
-        let mut live: Vec<Process<()>> = Vec::new();
-        for (children, live_children, latency_key, pss_key) in steps {
-            eprint!("scaling.spawn with {live_children} ... ");
-            let began = Instant::now();
-            while live.len() < children {
-                live.push(Process::builder(sleep_ms).daemon(true).spawn(600_000)?);
-            }
-            settle();
-            let latency = median_of(20, config.count(200), |i| {
-                check(double.spawn(i)?.join()?, i)
-            })?;
-            let mut pss = 0.0;
-            for child in &live {
-                pss += pss_kib(child.pid())?;
-            }
-            eprintln!("{:.1?}", began.elapsed());
-            rows.push(Row::new(
-                latency_key,
-                format!("spawn + join → u64, ForkServer, {live_children}"),
-                Unit::Micros,
-                Some(micros(latency)),
-            ));
-            rows.push(Row::new(
-                pss_key,
-                format!("Pss per child, {live_children}"),
-                Unit::Kib,
-                Some(pss / children as f64),
-            ));
-        }
-        for child in &live {
-            child.kill()?;
-        }
-        for mut child in live {
-            let _ = child.wait();
-        }
+        scaling_spawn(config, &steps, rows)?;
     }
     let tasks = config.count(50_000);
     for (processes, key) in [
@@ -514,6 +484,96 @@ fn scaling(config: &Config, rows: &mut Vec<Row>) -> Result<()> {
             )
             .floor(floor, "fork + pipes, hand-rolled"),
         );
+    }
+    Ok(())
+}
+
+/// How many turns [`scaling_spawn`] takes through its steps.
+const SCALING_TURNS: u64 = 15;
+
+/// Spawn + join of a tiny task (ForkServer) while 1, 100 and 500 daemon children sleep, and the
+/// Pss per live child at each step.
+///
+/// The steps take turns: each turn grows the live children to 1, 100 and 500, timing a block of
+/// spawns at each, then kills them down to 1 again. Measured one after the other, the steps met
+/// different moments of a shared machine (the ratio of 500 children to 1 ranged from 0.6× to
+/// 1.4× between runs); in turns, a slow moment falls on all of them alike. The Pss is read in
+/// the first turn, after each step's children have settled, as before.
+fn scaling_spawn(config: &Config, steps: &[Step], rows: &mut Vec<Row>) -> Result<()> {
+    let (warmup, iterations) = (20, config.count(300));
+    let per_turn = iterations.div_ceil(SCALING_TURNS);
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); steps.len()];
+    let mut pss = vec![0.0; steps.len()];
+    let mut live: Vec<Process<()>> = Vec::new();
+    let mut i = 0;
+    let mut spawn_join = || -> Result<Duration> {
+        i += 1;
+        let began = Instant::now();
+        check(double.spawn(i)?.join()?, i)?;
+        Ok(began.elapsed())
+    };
+    eprint!("scaling.spawn with 1, 100, 500 live children in turns ... ");
+    let began = Instant::now();
+    for _ in 0..warmup {
+        spawn_join()?;
+    }
+    let mut turn = 0;
+    while samples
+        .iter()
+        .any(|samples| (samples.len() as u64) < iterations)
+    {
+        for (step, &(children, ..)) in steps.iter().enumerate() {
+            // Fewer than before only at the first step of a turn: the newest are killed.
+            while live.len() > children {
+                let mut child = live.pop().ok_or("no live child")?;
+                child.kill()?;
+                child.wait()?;
+            }
+            while live.len() < children {
+                live.push(Process::builder(sleep_ms).daemon(true).spawn(600_000)?);
+            }
+            if turn == 0 {
+                settle();
+                for child in &live {
+                    pss[step] += pss_kib(child.pid())?;
+                }
+                pss[step] /= children as f64;
+            } else {
+                // Long enough for the children just started to be asleep.
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            for _ in 0..3 {
+                spawn_join()?;
+            }
+            let block = per_turn.min(iterations - samples[step].len() as u64);
+            for _ in 0..block {
+                samples[step].push(spawn_join()?);
+            }
+        }
+        turn += 1;
+    }
+    eprintln!("{:.1?}", began.elapsed());
+    for child in &live {
+        child.kill()?;
+    }
+    for mut child in live {
+        let _ = child.wait();
+    }
+    for ((&(_, live_children, latency_key, pss_key), samples), pss) in
+        steps.iter().zip(samples).zip(pss)
+    {
+        rows.push(Row::new(
+            latency_key,
+            format!("spawn + join → u64, ForkServer, {live_children}"),
+            Unit::Micros,
+            Some(micros(median(samples))),
+        ));
+        rows.push(Row::new(
+            pss_key,
+            format!("Pss per child, {live_children}"),
+            Unit::Kib,
+            Some(pss),
+        ));
     }
     Ok(())
 }

@@ -29,6 +29,7 @@ per_start_method!(
     large_arguments_of_concurrent_children_stay_apart,
     dropped_handle_is_reaped,
     hundred_concurrent_children_leave_no_zombie,
+    detached_children_are_reaped_each_as_it_ends,
     active_children_lists_running_children,
     sentinel_becomes_readable_at_exit,
     wait_leaves_the_value_for_join,
@@ -518,6 +519,50 @@ fn hundred_concurrent_children_leave_no_zombie(method: StartMethod) {
     assert!(
         wait_until(|| pids.iter().all(|&pid| is_reaped(pid))),
         "zombies left among {pids:?}"
+    );
+}
+
+/// The reaper watches many dropped handles at once: the children that end are reaped while the
+/// others go on running, and those are reaped in turn when they end.
+fn detached_children_are_reaped_each_as_it_ends(method: StartMethod) {
+    let running: Vec<u32> = (0..20)
+        .map(|_| {
+            let p = Process::builder(sleep_forever)
+                .daemon(true)
+                .start_method(method)
+                .spawn(())
+                .unwrap();
+            p.pid()
+        })
+        .collect();
+    let ended: Vec<u32> = (0..20)
+        .map(|i| {
+            Process::builder(add)
+                .start_method(method)
+                .spawn((i, i))
+                .unwrap()
+                .pid()
+        })
+        .collect();
+    assert!(
+        wait_until(|| ended.iter().all(|&pid| is_reaped(pid))),
+        "zombies left among {ended:?}"
+    );
+    for &pid in &running {
+        assert!(
+            !matches!(common::proc_state(pid), None | Some('Z')),
+            "{pid} should still run"
+        );
+        // Not reaped, so the pid is still this child's.
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+    }
+    assert!(
+        wait_until(|| running.iter().all(|&pid| is_reaped(pid))),
+        "zombies left among {running:?}"
     );
 }
 

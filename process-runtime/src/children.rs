@@ -3,17 +3,23 @@
 //!
 //! Every child is held by a pidfd, so waiting and signalling can never reach a recycled pid, and
 //! its exit status is stored once, under a lock, by whichever thread reaps it first: a handle, the
-//! reaper thread, or the exit handler. The registry is tagged with the pid that owns it, so a
+//! reaper thread, or the exit handler. Nothing done per child looks at the other children: the
+//! registry is a map, and the reaper thread learns from epoll which of its children ended. The registry is tagged with the pid that owns it, so a
 //! forked child (ours or the user's `fork`) never mistakes its parent's children for its own.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, DefaultHasher};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
+use nix::errno::Errno;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+
 use crate::current::ProcessInfo;
-use crate::sys::{self, EventFd, ExitStatus};
+use crate::sys::{self, ExitStatus};
 
 /// One child process.
 #[derive(Debug)]
@@ -62,7 +68,7 @@ impl Child {
         if status.is_none() {
             *status = sys::waitid_pidfd(self.pidfd.as_fd(), false)?;
             if status.is_some() {
-                forget(self.pid);
+                forget(self);
             }
         }
         Ok(*status)
@@ -101,18 +107,52 @@ impl Child {
     }
 }
 
+/// The children not yet reaped, by pid, each with the order it was registered in.
+///
+/// A map, not a list: every reap removes its child, and with hundreds of live children a scan of
+/// a list (one pointer followed per child) was the only cost of a spawn + join that grew with
+/// their number. The hasher has fixed keys, so that the empty map can be a `static`; pids are not
+/// chosen by anyone who could make them collide on purpose.
+type Children = HashMap<i32, (u64, Arc<Child>), BuildHasherDefault<DefaultHasher>>;
+
+/// The children handed to the reaper thread, by the number their pidfd is registered under in
+/// its epoll set. Not by pid: an entry lives until the reaper has seen it end, and by then its pid
+/// may already belong to a newer detached child.
+type Detached = HashMap<u64, Arc<Child>, BuildHasherDefault<DefaultHasher>>;
+
 #[derive(Debug, Default)]
 struct Registry {
     /// The pid of the process these children belong to.
     owner: u32,
-    children: Vec<Arc<Child>>,
+    children: Children,
+    /// How many children were registered: the order of the next one.
+    registered: u64,
     reaper: Option<Arc<Reaper>>,
+    detached: Detached,
+    /// How many children were detached: the number of the next one.
+    detaches: u64,
+}
+
+impl Registry {
+    /// The children in the order they were registered (a snapshot: the lock is not held while
+    /// the caller waits for them).
+    fn snapshot(&self) -> Vec<Arc<Child>> {
+        let mut children: Vec<&(u64, Arc<Child>)> = self.children.values().collect();
+        children.sort_unstable_by_key(|(order, _)| *order);
+        children
+            .into_iter()
+            .map(|(_, child)| Arc::clone(child))
+            .collect()
+    }
 }
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     owner: 0,
-    children: Vec::new(),
+    children: HashMap::with_hasher(BuildHasherDefault::new()),
+    registered: 0,
     reaper: None,
+    detached: HashMap::with_hasher(BuildHasherDefault::new()),
+    detaches: 0,
 });
 
 /// The registry of this process; a registry inherited through `fork` is emptied first.
@@ -120,12 +160,20 @@ fn registry() -> MutexGuard<'static, Registry> {
     let mut registry = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
     let me = std::process::id();
     if registry.owner != me {
-        // Inherited from the parent: its children and its reaper thread are not ours. Dropping
-        // them only closes this process's copies of the descriptors.
-        *registry = Registry {
-            owner: me,
-            ..Registry::default()
-        };
+        // Inherited from the parent: its children and its reaper thread are not ours. They are
+        // forgotten, not dropped: dropping them would write to every child's `Arc` and free its
+        // name, copying a page shared with the parent for each, which made every `Fork` child
+        // of a parent with 500 live children pay for all 500. All this process would gain is
+        // closing its copies of their pidfds, which its exit does anyway (it keeps its copies
+        // of their report channels open too).
+        let inherited = std::mem::replace(
+            &mut *registry,
+            Registry {
+                owner: me,
+                ..Registry::default()
+            },
+        );
+        std::mem::forget(inherited);
     }
     registry
 }
@@ -138,17 +186,29 @@ pub(crate) fn lock_for_fork() -> MutexGuard<'static, impl Sized> {
 /// Records a new child, and makes sure the exit handler will see to it.
 pub(crate) fn register(child: Arc<Child>) {
     install_exit_handler();
-    registry().children.push(child);
+    let mut registry = registry();
+    let order = registry.registered;
+    registry.registered += 1;
+    // A child still listed under this pid was reaped (its pid is free again) and is on its way
+    // out through `forget`, which then leaves this one alone.
+    registry.children.insert(child.pid, (order, child));
 }
 
-fn forget(pid: i32) {
-    registry().children.retain(|child| child.pid != pid);
+/// Removes `child`, just reaped, from the registry: only that child, not one registered since
+/// under the same pid, which the kernel may have reused as soon as the reap freed it.
+fn forget(child: &Child) {
+    let mut registry = registry();
+    if let Some((_, listed)) = registry.children.get(&child.pid) {
+        if std::ptr::eq(Arc::as_ptr(listed), child) {
+            registry.children.remove(&child.pid);
+        }
+    }
 }
 
 /// The children that are still running (Python's `multiprocessing.active_children()`); the
 /// ones that ended are reaped on the way.
 pub fn active_children() -> Vec<ProcessInfo> {
-    let children: Vec<Arc<Child>> = registry().children.clone();
+    let children = registry().snapshot();
     children
         .iter()
         .filter(|child| matches!(child.try_wait(), Ok(None)))
@@ -161,41 +221,46 @@ pub(crate) fn detach(child: Arc<Child>) {
     if !matches!(child.try_wait(), Ok(None)) {
         return;
     }
-    let reaper = {
-        let mut registry = registry();
-        match &registry.reaper {
-            Some(reaper) => Arc::clone(reaper),
-            None => match Reaper::start() {
-                Ok(reaper) => {
-                    registry.reaper = Some(Arc::clone(&reaper));
-                    reaper
-                }
-                // No thread to reap it now: it stays in the registry, and the exit handler or
-                // `active_children` reaps it later.
-                Err(_) => return,
-            },
-        }
+    let mut registry = registry();
+    let reaper = match &registry.reaper {
+        Some(reaper) => Arc::clone(reaper),
+        None => match Reaper::start() {
+            Ok(reaper) => {
+                registry.reaper = Some(Arc::clone(&reaper));
+                reaper
+            }
+            // No thread to reap it now: it stays in the registry, and the exit handler or
+            // `active_children` reaps it later.
+            Err(_) => return,
+        },
     };
-    reaper
-        .detached
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .push(child);
-    reaper.wake.notify();
+    let key = registry.detaches;
+    registry.detaches += 1;
+    // Added under the lock: the reaper looks the key up under it, so it finds the child even if
+    // the child has already ended and epoll reports it at once.
+    let event = EpollEvent::new(EpollFlags::EPOLLIN, key);
+    if reaper.epoll.add(child.pidfd(), event).is_ok() {
+        registry.detached.insert(key, child);
+    }
+    // Otherwise (out of memory), as above: it stays in the registry for the exit handler or
+    // `active_children`.
 }
 
 /// A thread that waits on the pidfds of detached children and reaps each as it ends.
+///
+/// The pidfds are in an epoll set, registered once each, and each wake-up names the children
+/// that ended: the cost of a child's end does not depend on how many others are detached. (A
+/// `poll` of every pidfd, and a `waitid` on each, at every wake-up cost 500 `waitid`s per ended
+/// child with 500 detached daemons.)
 #[derive(Debug)]
 struct Reaper {
-    wake: EventFd,
-    detached: Mutex<Vec<Arc<Child>>>,
+    epoll: Epoll,
 }
 
 impl Reaper {
     fn start() -> io::Result<Arc<Self>> {
         let reaper = Arc::new(Reaper {
-            wake: EventFd::new()?,
-            detached: Mutex::new(Vec::new()),
+            epoll: Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?,
         });
         let shared = Arc::clone(&reaper);
         std::thread::Builder::new()
@@ -204,21 +269,34 @@ impl Reaper {
         Ok(reaper)
     }
 
-    fn run(&self) {
+    fn run(&self) -> ! {
+        let mut events = [EpollEvent::empty(); 32];
         loop {
-            let children: Vec<Arc<Child>> = self
-                .detached
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone();
-            let mut fds = vec![self.wake.as_fd()];
-            fds.extend(children.iter().map(|child| child.pidfd.as_fd()));
-            if sys::wait_readable(&fds, None).is_err() {
-                continue;
+            let ready = match self.epoll.wait(&mut events, EpollTimeout::NONE) {
+                Ok(ready) => ready,
+                Err(Errno::EINTR) => continue,
+                // Cannot happen with a valid epoll descriptor and buffer; do not spin on it.
+                Err(_) => {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    continue;
+                }
+            };
+            for event in &events[..ready] {
+                let key = event.data();
+                let Some(child) = registry().detached.get(&key).cloned() else {
+                    continue;
+                };
+                // A readable pidfd means the child ended; `Ok(None)` only while the kernel has
+                // yet to make it reapable, and epoll reports it again until it is.
+                if matches!(child.try_wait(), Ok(None)) {
+                    continue;
+                }
+                // Reaped, here or by whoever came first, or not ours to wait for (an error):
+                // out of the set before its pidfd closes, since a copy of the pidfd in a forked
+                // process would keep it there, readable for ever.
+                let _ = self.epoll.delete(child.pidfd());
+                registry().detached.remove(&key);
             }
-            self.wake.drain();
-            let mut detached = self.detached.lock().unwrap_or_else(PoisonError::into_inner);
-            detached.retain(|child| matches!(child.try_wait(), Ok(None)));
         }
     }
 }
@@ -245,7 +323,7 @@ extern "C" fn at_exit() {
 /// What a process does with its children when it ends normally, as Python does: daemons are
 /// terminated, then every child is waited for. The fork server is stopped last.
 pub(crate) fn exit_children() {
-    let children: Vec<Arc<Child>> = registry().children.clone();
+    let children = registry().snapshot();
     for child in children.iter().filter(|child| child.daemon) {
         let _ = child.signal(libc::SIGTERM);
     }

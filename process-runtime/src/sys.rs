@@ -352,42 +352,6 @@ unsafe fn raw_clone(flags: libc::c_ulong, child_tid: usize) -> libc::c_long {
     rc
 }
 
-/// A counter of events another thread can wait on with `poll`: the reaper's wake-up call.
-#[derive(Debug)]
-pub(crate) struct EventFd(OwnedFd);
-
-impl EventFd {
-    pub(crate) fn new() -> io::Result<Self> {
-        // SAFETY: eventfd takes an initial value and flags and returns a new descriptor or -1.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
-        Ok(EventFd(unsafe { OwnedFd::from_raw_fd(fd) }))
-    }
-
-    /// Makes the descriptor readable.
-    pub(crate) fn notify(&self) {
-        let one: u64 = 1;
-        // SAFETY: writes 8 bytes from a valid u64 to our own descriptor.
-        unsafe { libc::write(self.0.as_raw_fd(), (&one as *const u64).cast(), 8) };
-    }
-
-    /// Makes the descriptor unreadable again.
-    pub(crate) fn drain(&self) {
-        let mut count: u64 = 0;
-        // SAFETY: reads at most 8 bytes into a valid u64; the descriptor is non-blocking.
-        unsafe { libc::read(self.0.as_raw_fd(), (&mut count as *mut u64).cast(), 8) };
-    }
-}
-
-impl AsFd for EventFd {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.0.as_fd()
-    }
-}
-
 /// Whether the process behind `pidfd` has ended (its pidfd is readable). Never blocks.
 pub(crate) fn has_ended(pidfd: BorrowedFd<'_>) -> bool {
     !matches!(wait_readable(&[pidfd], Some(Instant::now())), Ok(None))
