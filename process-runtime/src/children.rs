@@ -4,8 +4,9 @@
 //! Every child is held by a pidfd, so waiting and signalling can never reach a recycled pid, and
 //! its exit status is stored once, under a lock, by whichever thread reaps it first: a handle, the
 //! reaper thread, or the exit handler. Nothing done per child looks at the other children: the
-//! registry is a map, and the reaper thread learns from epoll which of its children ended. The registry is tagged with the pid that owns it, so a
-//! forked child (ours or the user's `fork`) never mistakes its parent's children for its own.
+//! registry is a map, and the reaper thread learns from epoll which of its children ended. The
+//! registry is tagged with the pid that owns it, so a forked child (ours or the user's `fork`)
+//! never mistakes its parent's children for its own.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, DefaultHasher};
