@@ -240,6 +240,10 @@ pub(crate) struct State {
     /// Mean time per item, for the window.
     nanos_per_item: f64,
     startup_deaths: usize,
+    /// Results taken from workers, handed to their sinks by the manager thread once it has let
+    /// go of the lock and sent the workers their next batches: a `map`'s sink decodes there,
+    /// which must hold up neither the workers nor a caller submitting work.
+    to_deliver: Vec<(Arc<dyn Sink>, usize, Delivery)>,
 }
 
 /// What the pool and its manager share.
@@ -337,6 +341,7 @@ impl Shared {
                 outstanding: 0,
                 nanos_per_item: 0.0,
                 startup_deaths: 0,
+                to_deliver: Vec::new(),
             }),
             stopped: Condvar::new(),
             config,
@@ -484,8 +489,12 @@ impl Shared {
             let to_start = wanted.saturating_sub(state.workers.len() + state.starting);
             state.starting += to_start;
             let finished = state.is_finished();
+            let deliveries = std::mem::take(&mut state.to_deliver);
             drop(state);
             links.iter().for_each(|link| link.flush());
+            for (sink, first, delivery) in deliveries {
+                sink.deliver(first, delivery);
+            }
             for _ in 0..to_start {
                 self.replace_worker(&mut set);
             }
@@ -686,7 +695,12 @@ impl State {
                         shared: shared.by_ref().take(attached as usize).collect(),
                         shared_counts: part.shared,
                     };
-                    if !worker.deliver(part.unit, part.first as usize, reports) {
+                    if !worker.deliver(
+                        part.unit,
+                        part.first as usize,
+                        reports,
+                        &mut self.to_deliver,
+                    ) {
                         // Results for items it does not hold: the worker is confused. Kill it;
                         // its items go to another worker.
                         let _ = worker.child.signal(libc::SIGKILL);
@@ -861,7 +875,13 @@ impl State {
 impl Worker {
     /// Hands the reports of items `first..` of unit `id` to its sink. They must be the next
     /// items of the oldest unit it holds; `false` if they are not.
-    fn deliver(&mut self, id: u64, first: usize, reports: Reports) -> bool {
+    fn deliver(
+        &mut self,
+        id: u64,
+        first: usize,
+        reports: Reports,
+        to_deliver: &mut Vec<(Arc<dyn Sink>, usize, Delivery)>,
+    ) -> bool {
         let Some(unit) = self.in_flight.front_mut() else {
             return false;
         };
@@ -869,8 +889,11 @@ impl Worker {
         if unit.id != id || unit.reported != first || count > unit.left() {
             return false;
         }
-        unit.sink
-            .deliver(unit.first + first, Delivery::Reports(reports));
+        to_deliver.push((
+            Arc::clone(&unit.sink),
+            unit.first + first,
+            Delivery::Reports(reports),
+        ));
         unit.reported += count;
         self.in_flight_items -= count;
         if unit.left() == 0 {
