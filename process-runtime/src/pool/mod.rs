@@ -259,6 +259,11 @@ impl Pool {
 
     /// Submits `task` on every item of `inputs` and returns at once (Python's `map_async`).
     ///
+    /// The inputs are read and encoded here, each chunk going to the workers as soon as it is
+    /// encoded; the results are decoded by the pool's own thread as they arrive, as Python's
+    /// result handler does, so a `Deserialize` impl of the result type runs there (one that
+    /// panics fails its item with [`TaskError::Decode`]).
+    ///
     /// # Errors
     ///
     /// [`PoolError`] if the pool is closed or terminated.
