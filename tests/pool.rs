@@ -553,13 +553,6 @@ fn workers_of_a_dropped_pool_are_gone() {
         .all(|&pid| common::is_reaped(pid))));
 }
 
-/// `len` bytes that differ for each `seed`.
-fn pattern(seed: u8, len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect()
-}
-
 #[process_task]
 fn reverse_bytes(bytes: Vec<u8>) -> Vec<u8> {
     bytes.into_iter().rev().collect()
@@ -569,7 +562,7 @@ fn large_byte_strings_arrive_whole_however_long_results_wait(method: StartMethod
     // Large arguments and results travel through shared memory that each side uses again once
     // the other has read it. Here every result waits, unread, while the others are made.
     let pool = pool(method, 2);
-    let inputs: Vec<Vec<u8>> = (0..8).map(|seed| pattern(seed, 2 << 20)).collect();
+    let inputs: Vec<Vec<u8>> = (0..8).map(|seed| common::pattern(seed, 2 << 20)).collect();
     let pending: Vec<_> = inputs
         .iter()
         .map(|bytes| pool.apply_async(reverse_bytes, bytes.clone()).unwrap())
@@ -607,7 +600,7 @@ fn a_worker_dying_on_a_large_item_fails_only_that_item(method: StartMethod) {
     let pool = pool(method, 2);
     let inputs: Vec<Vec<u8>> = (0..12)
         .map(|seed| {
-            let mut bytes = pattern(seed, (1 << 20) + 7);
+            let mut bytes = common::pattern(seed, (1 << 20) + 7);
             if seed == 5 {
                 bytes[..2].copy_from_slice(&[0xde, 0xad]);
             }

@@ -442,17 +442,10 @@ fn large_arguments_and_results_travel_whole(method: StartMethod) {
     assert!(back.iter().rev().eq(bytes.iter()));
 }
 
-/// `len` bytes that differ for each `seed`.
-fn pattern(seed: u8, len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect()
-}
-
 fn large_arguments_of_concurrent_children_stay_apart(method: StartMethod) {
     // Each argument is in shared memory that the parent would use again for the next one if it
     // let go of it before the child had read it: every child must still get its own bytes.
-    let inputs: Vec<Vec<u8>> = (0..6).map(|seed| pattern(seed, 3 << 20)).collect();
+    let inputs: Vec<Vec<u8>> = (0..6).map(|seed| common::pattern(seed, 3 << 20)).collect();
     let children: Vec<_> = inputs
         .iter()
         .map(|bytes| {

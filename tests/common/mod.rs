@@ -69,3 +69,10 @@ macro_rules! per_start_method {
         }
     };
 }
+
+/// `len` bytes that differ for each `seed`: payloads whose mix-ups a test can see.
+pub fn pattern(seed: u8, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
