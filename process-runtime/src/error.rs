@@ -371,6 +371,44 @@ pub(crate) fn signal_name(signal: i32) -> &'static str {
     nix::sys::signal::Signal::try_from(signal).map_or("unknown signal", |s| s.as_str())
 }
 
+impl From<crate::task::NoValue> for ProcessError {
+    fn from(no_value: crate::task::NoValue) -> Self {
+        use crate::task::NoValue;
+        match no_value {
+            NoValue::Panicked(info) => ProcessError::Panicked(info),
+            NoValue::Failed(reason) => ProcessError::Failed(reason),
+            NoValue::Decode {
+                type_name,
+                len,
+                source,
+            } => ProcessError::Decode {
+                type_name,
+                len,
+                source,
+            },
+        }
+    }
+}
+
+impl From<crate::task::NoValue> for TaskError {
+    fn from(no_value: crate::task::NoValue) -> Self {
+        use crate::task::NoValue;
+        match no_value {
+            NoValue::Panicked(info) => TaskError::Panicked(info),
+            NoValue::Failed(reason) => TaskError::Failed(reason),
+            NoValue::Decode {
+                type_name,
+                len,
+                source,
+            } => TaskError::Decode {
+                type_name,
+                len,
+                reason: source.to_string(),
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

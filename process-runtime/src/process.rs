@@ -14,7 +14,7 @@ use crate::error::{ProcessError, SpawnError};
 use crate::spawn::{self, Job, Work};
 use crate::start_method::{StartMethod, get_start_method};
 use crate::sys::ExitStatus;
-use crate::task::{self, Report, Task, encode_call, encode_report, run_caught};
+use crate::task::{self, Task, encode_call, encode_report, run_caught};
 use crate::wire;
 
 /// Options for starting a child: its name, whether it is a daemon, and how it is started.
@@ -352,16 +352,7 @@ fn decode_report<R: serde::de::DeserializeOwned + 'static>(
     bytes: &[u8],
     shared: attach::Attachments,
 ) -> Result<R, ProcessError> {
-    match task::decode_report::<R>(bytes, shared) {
-        Ok(Report::Returned(value)) => Ok(value),
-        Ok(Report::Panicked(info)) => Err(ProcessError::Panicked(info)),
-        Ok(Report::Failed(reason)) => Err(ProcessError::Failed(reason)),
-        Err(source) => Err(ProcessError::Decode {
-            type_name: std::any::type_name::<R>(),
-            len: bytes.len(),
-            source,
-        }),
-    }
+    task::decode_value(bytes, shared).map_err(ProcessError::from)
 }
 
 impl<R> Drop for Process<R> {
@@ -373,6 +364,7 @@ impl<R> Drop for Process<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::task::Report;
 
     #[test]
     fn corrupt_reports_are_typed_errors() {

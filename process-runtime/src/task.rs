@@ -245,6 +245,37 @@ pub(crate) fn decode_report<R: serde::de::DeserializeOwned + 'static>(
     attach::decode::<Report<R>>(bytes, shared)
 }
 
+/// Why a report holds no value, as both a process's `join` and a pool's result say it (each in
+/// its own error type, through `From`).
+#[derive(Debug)]
+pub(crate) enum NoValue {
+    Panicked(PanicInfo),
+    Failed(String),
+    /// The report did not decode as a report of `type_name`.
+    Decode {
+        type_name: &'static str,
+        len: usize,
+        source: codec::DecodeError,
+    },
+}
+
+/// Decodes a report into the task's value, or why there is none.
+pub(crate) fn decode_value<R: serde::de::DeserializeOwned + 'static>(
+    bytes: &[u8],
+    shared: Attachments,
+) -> Result<R, NoValue> {
+    match decode_report::<R>(bytes, shared) {
+        Ok(Report::Returned(value)) => Ok(value),
+        Ok(Report::Panicked(info)) => Err(NoValue::Panicked(info)),
+        Ok(Report::Failed(reason)) => Err(NoValue::Failed(reason)),
+        Err(source) => Err(NoValue::Decode {
+            type_name: std::any::type_name::<R>(),
+            len: bytes.len(),
+            source,
+        }),
+    }
+}
+
 /// The variant index of [`Report::Returned`].
 const RETURNED: u8 = 0;
 

@@ -15,7 +15,6 @@ use serde::de::DeserializeOwned;
 use super::worker::{item, item_shared};
 use crate::attach::Attachments;
 use crate::error::TaskError;
-use crate::task::Report;
 
 /// The encoded reports of a run of consecutive items.
 #[derive(Debug)]
@@ -96,16 +95,7 @@ fn decode<R: DeserializeOwned + 'static>(
     bytes: &[u8],
     shared: Attachments,
 ) -> Result<R, TaskError> {
-    match crate::task::decode_report::<R>(bytes, shared) {
-        Ok(Report::Returned(value)) => Ok(value),
-        Ok(Report::Panicked(info)) => Err(TaskError::Panicked(info)),
-        Ok(Report::Failed(reason)) => Err(TaskError::Failed(reason)),
-        Err(error) => Err(TaskError::Decode {
-            type_name: std::any::type_name::<R>(),
-            len: bytes.len(),
-            reason: error.to_string(),
-        }),
-    }
+    crate::task::decode_value(bytes, shared).map_err(TaskError::from)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
