@@ -175,9 +175,9 @@ impl Hold {
         self.spill.header().holds.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The memory to send (another mapping of it, which ipc-channel passes as a descriptor).
-    pub(crate) fn memory(&self) -> IpcSharedMemory {
-        self.spill.memory()
+    /// The memory to send (ipc-channel passes its descriptor).
+    pub(crate) fn memory(&self) -> &IpcSharedMemory {
+        self.spill.memory_ref()
     }
 
     /// How many bytes the string has.
@@ -287,7 +287,7 @@ mod tests {
         assert_eq!(first.to_vec().unwrap(), bytes);
         // Sent once: the receiver's hold.
         first.count_receiver();
-        let received = Hold::received(first.memory()).unwrap();
+        let received = Hold::received(first.memory().clone()).unwrap();
         assert!(Arc::ptr_eq(&received.spill, &first.spill), "found by id");
         assert_eq!(holds(&first), 2);
 
@@ -352,6 +352,6 @@ mod tests {
             const NAME: &'static str = "test object";
         }
         assert!(!is_spill(&Segment::<Other>::create(8).unwrap().memory()));
-        assert!(is_spill(&Hold::store(b"x").unwrap().memory()));
+        assert!(is_spill(Hold::store(b"x").unwrap().memory()));
     }
 }

@@ -199,6 +199,12 @@ impl<H: Header> Segment<H> {
         self.memory.clone()
     }
 
+    /// The memory itself, borrowed: for serializing it into a message, which passes its
+    /// descriptor, without making another mapping first. Not for reading: see the module docs.
+    pub(crate) fn memory_ref(&self) -> &IpcSharedMemory {
+        &self.memory
+    }
+
     /// The length of the data region.
     pub(crate) fn data_len(&self) -> usize {
         self.memory.len() - Self::DATA_AT
