@@ -83,9 +83,7 @@ impl TaskEntry {
             exit_code,
         }
     }
-}
 
-impl TaskEntry {
     /// The table entry of task `T`.
     pub const fn of<T: Task>() -> Self {
         TaskEntry {
