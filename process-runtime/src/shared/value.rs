@@ -133,15 +133,19 @@ impl<T: Plain> Cells<T> {
         Ok((held, acquired == Acquired::OwnerDied || pending))
     }
 
-    /// Locks for `get`, `set` and `update`, which do not report a dead holder: they leave the
-    /// news for the next `lock()`.
+    /// Locks without reporting a dead holder: the news is left for the next `lock()`.
+    fn acquire_quietly(&self, wait: Wait) -> Result<Held<'_>, SharedError> {
+        let (held, acquired) = self.header().mutex.acquire(wait)?;
+        if acquired == Acquired::OwnerDied {
+            self.header().owner_died.store(1, Ordering::Relaxed);
+        }
+        Ok(held)
+    }
+
+    /// Locks for `get`, `set` and `update`, which do not report a dead holder.
     fn lock_quietly(&self, operation: &str) -> Held<'_> {
-        match self.header().mutex.acquire(Wait::Forever) {
-            Ok((held, Acquired::Clean)) => held,
-            Ok((held, Acquired::OwnerDied)) => {
-                self.header().owner_died.store(1, Ordering::Relaxed);
-                held
-            }
+        match self.acquire_quietly(Wait::Forever) {
+            Ok(held) => held,
             Err(SharedError::AlreadyHeld) => panic!(
                 "{operation} was called by a thread that holds the lock of this value (a guard from `lock()`); use the guard instead"
             ),
@@ -184,7 +188,7 @@ impl<T: Plain> Cells<T> {
 
     /// The elements, if the lock is free right now (for `Debug`, which must not wait).
     fn snapshot(&self) -> Option<Vec<T>> {
-        let _held = self.header().mutex.acquire(Wait::Never).ok()?;
+        let _held = self.acquire_quietly(Wait::Never).ok()?;
         // SAFETY: as in `update`, reading only.
         Some(unsafe { std::slice::from_raw_parts(self.data(), self.len) }.to_vec())
     }
@@ -552,6 +556,20 @@ mod tests {
         ));
         drop(guard);
         assert_eq!(format!("{value:?}"), "Value { value: 1 }");
+    }
+
+    #[test]
+    fn debug_leaves_the_news_of_a_dead_holder_for_the_next_lock() {
+        let value = Value::new(5_u32).unwrap();
+        let other = value.clone();
+        // Joined, not scoped: the join waits for the thread's end, when the kernel marks the
+        // mutex, where a scope only waits for its closure.
+        std::thread::spawn(move || std::mem::forget(other.lock().unwrap()))
+            .join()
+            .unwrap();
+        assert_eq!(format!("{value:?}"), "Value { value: 5 }");
+        assert!(value.lock().unwrap_err().is_owner_died());
+        assert!(value.lock().is_ok());
     }
 
     #[test]
