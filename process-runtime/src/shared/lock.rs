@@ -48,11 +48,7 @@ impl fmt::Debug for LockGuard<'_> {
 }
 
 fn guard(acquired: Result<(Held<'_>, Acquired), SharedError>) -> LockResult<LockGuard<'_>> {
-    match acquired {
-        Ok((held, Acquired::Clean)) => Ok(LockGuard { _held: held }),
-        Ok((held, Acquired::OwnerDied)) => Err(LockError::OwnerDied(LockGuard { _held: held })),
-        Err(error) => Err(LockError::Failed(error)),
-    }
+    LockError::from_acquired(acquired, |held| LockGuard { _held: held })
 }
 
 macro_rules! lock_type {

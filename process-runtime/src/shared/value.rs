@@ -126,11 +126,16 @@ impl<T: Plain> Cells<T> {
         self.segment.header()
     }
 
-    /// Locks for `lock()`: tells whether a holder died since the last `lock()`.
-    fn lock(&self, wait: Wait) -> Result<(Held<'_>, bool), SharedError> {
+    /// Locks for `lock()`: [`Acquired::OwnerDied`] if a holder died since the last `lock()`.
+    fn lock(&self, wait: Wait) -> Result<(Held<'_>, Acquired), SharedError> {
         let (held, acquired) = self.header().mutex.acquire(wait)?;
         let pending = self.header().owner_died.swap(0, Ordering::Relaxed) != 0;
-        Ok((held, acquired == Acquired::OwnerDied || pending))
+        let acquired = if pending {
+            Acquired::OwnerDied
+        } else {
+            acquired
+        };
+        Ok((held, acquired))
     }
 
     /// Locks without reporting a dead holder: the news is left for the next `lock()`.
@@ -279,7 +284,7 @@ impl<T: Plain> Value<T> {
     /// Takes the lock and gives access to the value until the guard is dropped. The error
     /// carries the guard when the previous holder died ([`LockError::OwnerDied`]).
     pub fn lock(&self) -> LockResult<ValueGuard<'_, T>> {
-        guard(self.cells.lock(Wait::Forever), |held| ValueGuard {
+        LockError::from_acquired(self.cells.lock(Wait::Forever), |held| ValueGuard {
             _held: held,
             value: self.cells.data(),
             _data: PhantomData,
@@ -434,7 +439,7 @@ impl<T: Plain> Array<T> {
     /// Takes the lock and gives access to the elements until the guard is dropped. The error
     /// carries the guard when the previous holder died ([`LockError::OwnerDied`]).
     pub fn lock(&self) -> LockResult<ArrayGuard<'_, T>> {
-        guard(self.cells.lock(Wait::Forever), |held| ArrayGuard {
+        LockError::from_acquired(self.cells.lock(Wait::Forever), |held| ArrayGuard {
             _held: held,
             data: self.cells.data(),
             len: self.cells.len,
@@ -503,18 +508,6 @@ impl<T: Plain> DerefMut for ArrayGuard<'_, T> {
 impl<T: Plain + fmt::Debug> fmt::Debug for ArrayGuard<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("ArrayGuard").field(&&**self).finish()
-    }
-}
-
-/// Turns the outcome of a lock into what `lock()` returns.
-fn guard<'a, G>(
-    locked: Result<(Held<'a>, bool), SharedError>,
-    make: impl FnOnce(Held<'a>) -> G,
-) -> LockResult<G> {
-    match locked {
-        Ok((held, false)) => Ok(make(held)),
-        Ok((held, true)) => Err(LockError::OwnerDied(make(held))),
-        Err(error) => Err(LockError::Failed(error)),
     }
 }
 
