@@ -90,15 +90,7 @@ impl Event {
     }
 
     fn wait_until(&self, deadline: Option<Instant>) -> bool {
-        loop {
-            if self.is_set() {
-                return true;
-            }
-            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
-                return false;
-            }
-            futex::wait(self.flag(), 0, deadline);
-        }
+        futex::wait_until(self.flag(), deadline, || self.is_set())
     }
 }
 

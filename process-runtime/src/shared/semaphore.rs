@@ -80,15 +80,7 @@ impl Semaphore {
     }
 
     fn acquire_until(&self, deadline: Option<Instant>) -> bool {
-        loop {
-            if self.try_acquire() {
-                return true;
-            }
-            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
-                return false;
-            }
-            futex::wait(self.count(), 0, deadline);
-        }
+        futex::wait_until(self.count(), deadline, || self.try_acquire())
     }
 
     /// Gives one back, waking the processes waiting for it.
