@@ -11,28 +11,17 @@ use super::mutex::{Acquired, Held, RawMutex, Wait};
 use super::segment::{Header, Segment};
 use super::{LockError, LockResult, SharedError};
 
-/// The header of a [`Lock`].
+/// The header of a [`Lock`], or of an [`RLock`] if `RECURSIVE`: the same mutex, initialised as
+/// recursive or not, under two kinds so that neither is taken for the other.
 #[repr(C)]
-pub(crate) struct LockHeader {
+pub(crate) struct LockHeader<const RECURSIVE: bool> {
     mutex: RawMutex,
 }
 
 // SAFETY: `#[repr(C)]`, made only of a mutex.
-unsafe impl Header for LockHeader {
-    const KIND: u32 = 2;
-    const NAME: &'static str = "Lock";
-}
-
-/// The header of an [`RLock`]: the same, under another kind, since the mutex is recursive.
-#[repr(C)]
-pub(crate) struct RLockHeader {
-    mutex: RawMutex,
-}
-
-// SAFETY: `#[repr(C)]`, made only of a mutex.
-unsafe impl Header for RLockHeader {
-    const KIND: u32 = 3;
-    const NAME: &'static str = "RLock";
+unsafe impl<const RECURSIVE: bool> Header for LockHeader<RECURSIVE> {
+    const KIND: u32 = if RECURSIVE { 3 } else { 2 };
+    const NAME: &'static str = if RECURSIVE { "RLock" } else { "Lock" };
 }
 
 /// Proof that the calling thread holds a [`Lock`] or an [`RLock`]; dropping it releases the
@@ -52,17 +41,17 @@ fn guard(acquired: Result<(Held<'_>, Acquired), SharedError>) -> LockResult<Lock
 }
 
 macro_rules! lock_type {
-    ($(#[$doc:meta])* $name:ident, $header:ident, $recursive:expr) => {
+    ($(#[$doc:meta])* $name:ident, recursive: $recursive:literal) => {
         $(#[$doc])*
         #[derive(Clone)]
         pub struct $name {
-            segment: Arc<Segment<$header>>,
+            segment: Arc<Segment<LockHeader<$recursive>>>,
         }
 
         impl $name {
             /// A new lock, free.
             pub fn new() -> Result<Self, SharedError> {
-                let segment = Segment::<$header>::create(0)?;
+                let segment = Segment::<LockHeader<$recursive>>::create(0)?;
                 segment.header().mutex.init($recursive)?;
                 Ok($name {
                     segment: Arc::new(segment),
@@ -154,8 +143,7 @@ lock_type!(
     /// The lock is not recursive: a thread that holds it and acquires it again gets
     /// [`SharedError::AlreadyHeld`] instead of waiting forever; use an [`RLock`] for that.
     Lock,
-    LockHeader,
-    false
+    recursive: false
 );
 
 lock_type!(
@@ -173,8 +161,7 @@ lock_type!(
     /// # Ok::<(), process_runtime::SharedError>(())
     /// ```
     RLock,
-    RLockHeader,
-    true
+    recursive: true
 );
 
 #[cfg(test)]
