@@ -2,13 +2,12 @@
 //! holder.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use super::mutex::{Acquired, Held, RawMutex, Wait};
-use super::segment::{Header, Segment};
+use super::segment::{Header, SharedSegment};
 use super::{LockError, LockResult, SharedError};
 
 /// The header of a [`Lock`], or of an [`RLock`] if `RECURSIVE`: the same mutex, initialised as
@@ -43,18 +42,19 @@ fn guard(acquired: Result<(Held<'_>, Acquired), SharedError>) -> LockResult<Lock
 macro_rules! lock_type {
     ($(#[$doc:meta])* $name:ident, recursive: $recursive:literal) => {
         $(#[$doc])*
-        #[derive(Clone)]
+        #[derive(Clone, Serialize, Deserialize)]
+        #[serde(transparent)]
         pub struct $name {
-            segment: Arc<Segment<LockHeader<$recursive>>>,
+            segment: SharedSegment<LockHeader<$recursive>>,
         }
 
         impl $name {
             /// A new lock, free.
             pub fn new() -> Result<Self, SharedError> {
-                let segment = Segment::<LockHeader<$recursive>>::create(0)?;
-                segment.header().mutex.init($recursive)?;
                 Ok($name {
-                    segment: Arc::new(segment),
+                    segment: SharedSegment::create(|header: &LockHeader<$recursive>| {
+                        header.mutex.init($recursive)
+                    })?,
                 })
             }
 
@@ -80,20 +80,6 @@ macro_rules! lock_type {
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.debug_struct(stringify!($name)).finish_non_exhaustive()
-            }
-        }
-
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                self.segment.serialize(serializer)
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                Segment::deserialize(deserializer).map(|segment| $name {
-                    segment: Arc::new(segment),
-                })
             }
         }
     };
