@@ -323,7 +323,8 @@ impl<'de, T: Plain> Deserialize<'de> for Value<T> {
         let cells = Cells::<T>::deserialize(deserializer)?;
         if cells.len != 1 {
             return Err(serde::de::Error::custom(format!(
-                "the shared memory received for a Value holds {} elements",
+                "the shared memory received for a `Value<{0}>` holds an `Array<{0}>` of {1} elements: pass a Value, or take an Array",
+                std::any::type_name::<T>(),
                 cells.len
             )));
         }
@@ -584,5 +585,16 @@ mod tests {
         assert!(wrong.to_string().contains("elements of 8 bytes"), "{wrong}");
         let same: Array<u64> = crate::shared::travel(&value).0.unwrap();
         assert_eq!(same.len(), 1);
+
+        let array = Array::<u64>::new(2).unwrap();
+        let error = crate::shared::travel::<_, Value<u64>>(&array)
+            .0
+            .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("holds an `Array<u64>` of 2 elements"),
+            "{error}"
+        );
     }
 }
