@@ -129,15 +129,13 @@ impl<H: Header> Segment<H> {
                 memory.len()
             ));
         }
-        let segment = Segment::map(memory);
-        let (magic, kind) = segment.tag();
-        if magic.load(Ordering::Acquire) != MAGIC || kind.load(Ordering::Acquire) != H::KIND {
+        if !Self::holds_kind(&memory) {
             return Err(format!(
                 "the shared memory received for a {} does not hold one",
                 H::NAME
             ));
         }
-        Ok(segment)
+        Ok(Segment::map(memory))
     }
 
     /// Whether `memory` is a segment tagged as an `H`, without taking it.
