@@ -35,6 +35,14 @@ fn spawn<T: Task>(method: StartMethod, task: T, args: T::Args) -> Process<T::Out
         .expect("start a child")
 }
 
+fn pool_of_two(method: StartMethod) -> Pool {
+    Pool::builder()
+        .processes(2)
+        .start_method(method)
+        .build()
+        .expect("start a pool")
+}
+
 #[process_task]
 fn increment(counter: Value<u64>, times: u32) {
     for _ in 0..times {
@@ -331,11 +339,7 @@ fn report_through(queue: Queue<u32>, lock: Lock, item: u32) {
 }
 
 fn shared_objects_work_in_pool_tasks(method: StartMethod) {
-    let pool = Pool::builder()
-        .processes(2)
-        .start_method(method)
-        .build()
-        .unwrap();
+    let pool = pool_of_two(method);
     let counter = Value::new(0_u64).unwrap();
     assert_eq!(pool.apply(add_to, (counter.clone(), 5)).unwrap(), 5);
     let inputs: Vec<_> = (1..=100).map(|i| (counter.clone(), i)).collect();
@@ -466,13 +470,9 @@ fn leave_nothing_behind() {
         assert_eq!(child.join().unwrap(), 1 + 2 + 1 + 3);
     }
     // A pool, whose workers receive objects with their tasks.
-    let pool = Pool::builder()
-        .processes(2)
-        .start_method(method)
-        .build()
-        .unwrap();
+    let pool = pool_of_two(method);
     let counter = Value::new(0_u64).unwrap();
-    let _ = pool.apply(add_to, (counter.clone(), 1));
+    assert_eq!(pool.apply(add_to, (counter.clone(), 1)).unwrap(), 1);
     pool.close();
     pool.join().unwrap();
     // And a child killed while it holds a lock.

@@ -4,6 +4,7 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
+use super::mutex::{Acquired, Held};
 use crate::codec::{DecodeError, EncodeError};
 
 /// Why an operation on a shared object failed.
@@ -123,6 +124,22 @@ impl<G> LockError<G> {
     /// Whether this says that the previous holder died.
     pub fn is_owner_died(&self) -> bool {
         matches!(self, LockError::OwnerDied(_))
+    }
+}
+
+impl<'a, G> LockError<G> {
+    /// What a public `acquire()` or `lock()` returns for the outcome of
+    /// [`RawMutex::acquire`](super::mutex::RawMutex::acquire): the guard `make` builds, that
+    /// guard inside [`LockError::OwnerDied`], or the failure.
+    pub(crate) fn from_acquired(
+        acquired: Result<(Held<'a>, Acquired), SharedError>,
+        make: impl FnOnce(Held<'a>) -> G,
+    ) -> LockResult<G> {
+        match acquired {
+            Ok((held, Acquired::Clean)) => Ok(make(held)),
+            Ok((held, Acquired::OwnerDied)) => Err(LockError::OwnerDied(make(held))),
+            Err(error) => Err(LockError::Failed(error)),
+        }
     }
 }
 

@@ -2,15 +2,14 @@
 //! when a process that uses it dies.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use super::SharedError;
 use super::futex;
-use super::segment::{Header, Segment};
+use super::segment::{Header, SharedSegment};
 
 /// The header of an [`Event`]: 1 when set, 0 when clear.
 #[repr(C)]
@@ -44,16 +43,17 @@ unsafe impl Header for EventHeader {
 /// assert_eq!(child.join()?, "started, and the event is set: true");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct Event {
-    segment: Arc<Segment<EventHeader>>,
+    segment: SharedSegment<EventHeader>,
 }
 
 impl Event {
     /// A new event, clear.
     pub fn new() -> Result<Self, SharedError> {
         Ok(Event {
-            segment: Arc::new(Segment::create(0)?),
+            segment: SharedSegment::create(|_| Ok(()))?,
         })
     }
 
@@ -90,15 +90,7 @@ impl Event {
     }
 
     fn wait_until(&self, deadline: Option<Instant>) -> bool {
-        loop {
-            if self.is_set() {
-                return true;
-            }
-            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
-                return false;
-            }
-            futex::wait(self.flag(), 0, deadline);
-        }
+        futex::wait_until(self.flag(), deadline, || self.is_set())
     }
 }
 
@@ -107,20 +99,6 @@ impl fmt::Debug for Event {
         f.debug_struct("Event")
             .field("is_set", &self.is_set())
             .finish()
-    }
-}
-
-impl Serialize for Event {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.segment.serialize(serializer)
-    }
-}
-
-impl<'de> Deserialize<'de> for Event {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Segment::deserialize(deserializer).map(|segment| Event {
-            segment: Arc::new(segment),
-        })
     }
 }
 

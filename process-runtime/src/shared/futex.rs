@@ -45,6 +45,26 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) {
     }
 }
 
+/// Waits until `ready()` holds, sleeping on `word` while it is 0, or until `deadline`; returns
+/// whether `ready()` held. The wait of an object whose waiters sleep while its word is 0 and
+/// whose wakers wake them when it leaves 0 ([`Event`](crate::Event) and
+/// [`Semaphore`](crate::Semaphore)).
+pub(crate) fn wait_until(
+    word: &AtomicU32,
+    deadline: Option<Instant>,
+    mut ready: impl FnMut() -> bool,
+) -> bool {
+    loop {
+        if ready() {
+            return true;
+        }
+        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            return false;
+        }
+        wait(word, 0, deadline);
+    }
+}
+
 /// Wakes every thread, in any process, that sleeps in [`wait`] on `word`.
 pub(crate) fn wake_all(word: &AtomicU32) {
     // SAFETY: `word` is a live, aligned 32-bit atomic; FUTEX_WAKE reads nothing through the

@@ -2,37 +2,25 @@
 //! holder.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use super::mutex::{Acquired, Held, RawMutex, Wait};
-use super::segment::{Header, Segment};
+use super::segment::{Header, SharedSegment};
 use super::{LockError, LockResult, SharedError};
 
-/// The header of a [`Lock`].
+/// The header of a [`Lock`], or of an [`RLock`] if `RECURSIVE`: the same mutex, initialised as
+/// recursive or not, under two kinds so that neither is taken for the other.
 #[repr(C)]
-pub(crate) struct LockHeader {
+pub(crate) struct LockHeader<const RECURSIVE: bool> {
     mutex: RawMutex,
 }
 
 // SAFETY: `#[repr(C)]`, made only of a mutex.
-unsafe impl Header for LockHeader {
-    const KIND: u32 = 2;
-    const NAME: &'static str = "Lock";
-}
-
-/// The header of an [`RLock`]: the same, under another kind, since the mutex is recursive.
-#[repr(C)]
-pub(crate) struct RLockHeader {
-    mutex: RawMutex,
-}
-
-// SAFETY: `#[repr(C)]`, made only of a mutex.
-unsafe impl Header for RLockHeader {
-    const KIND: u32 = 3;
-    const NAME: &'static str = "RLock";
+unsafe impl<const RECURSIVE: bool> Header for LockHeader<RECURSIVE> {
+    const KIND: u32 = if RECURSIVE { 3 } else { 2 };
+    const NAME: &'static str = if RECURSIVE { "RLock" } else { "Lock" };
 }
 
 /// Proof that the calling thread holds a [`Lock`] or an [`RLock`]; dropping it releases the
@@ -48,28 +36,25 @@ impl fmt::Debug for LockGuard<'_> {
 }
 
 fn guard(acquired: Result<(Held<'_>, Acquired), SharedError>) -> LockResult<LockGuard<'_>> {
-    match acquired {
-        Ok((held, Acquired::Clean)) => Ok(LockGuard { _held: held }),
-        Ok((held, Acquired::OwnerDied)) => Err(LockError::OwnerDied(LockGuard { _held: held })),
-        Err(error) => Err(LockError::Failed(error)),
-    }
+    LockError::from_acquired(acquired, |held| LockGuard { _held: held })
 }
 
 macro_rules! lock_type {
-    ($(#[$doc:meta])* $name:ident, $header:ident, $recursive:expr) => {
+    ($(#[$doc:meta])* $name:ident, recursive: $recursive:literal) => {
         $(#[$doc])*
-        #[derive(Clone)]
+        #[derive(Clone, Serialize, Deserialize)]
+        #[serde(transparent)]
         pub struct $name {
-            segment: Arc<Segment<$header>>,
+            segment: SharedSegment<LockHeader<$recursive>>,
         }
 
         impl $name {
             /// A new lock, free.
             pub fn new() -> Result<Self, SharedError> {
-                let segment = Segment::<$header>::create(0)?;
-                segment.header().mutex.init($recursive)?;
                 Ok($name {
-                    segment: Arc::new(segment),
+                    segment: SharedSegment::create(|header: &LockHeader<$recursive>| {
+                        header.mutex.init($recursive)
+                    })?,
                 })
             }
 
@@ -95,20 +80,6 @@ macro_rules! lock_type {
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.debug_struct(stringify!($name)).finish_non_exhaustive()
-            }
-        }
-
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                self.segment.serialize(serializer)
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                Segment::deserialize(deserializer).map(|segment| $name {
-                    segment: Arc::new(segment),
-                })
             }
         }
     };
@@ -158,8 +129,7 @@ lock_type!(
     /// The lock is not recursive: a thread that holds it and acquires it again gets
     /// [`SharedError::AlreadyHeld`] instead of waiting forever; use an [`RLock`] for that.
     Lock,
-    LockHeader,
-    false
+    recursive: false
 );
 
 lock_type!(
@@ -177,8 +147,7 @@ lock_type!(
     /// # Ok::<(), process_runtime::SharedError>(())
     /// ```
     RLock,
-    RLockHeader,
-    true
+    recursive: true
 );
 
 #[cfg(test)]

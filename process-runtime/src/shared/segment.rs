@@ -11,6 +11,8 @@
 
 use std::io;
 use std::marker::PhantomData;
+use std::ops::Deref;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use ipc_channel::ipc::IpcSharedMemory;
@@ -127,15 +129,13 @@ impl<H: Header> Segment<H> {
                 memory.len()
             ));
         }
-        let segment = Segment::map(memory);
-        let (magic, kind) = segment.tag();
-        if magic.load(Ordering::Acquire) != MAGIC || kind.load(Ordering::Acquire) != H::KIND {
+        if !Self::holds_kind(&memory) {
             return Err(format!(
                 "the shared memory received for a {} does not hold one",
                 H::NAME
             ));
         }
-        Ok(segment)
+        Ok(Segment::map(memory))
     }
 
     /// Whether `memory` is a segment tagged as an `H`, without taking it.
@@ -221,5 +221,48 @@ impl<'de, H: Header> Deserialize<'de> for Segment<H> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let memory = crate::attach::deserialize_segment(deserializer)?;
         Segment::open(memory).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A segment shared by every clone of one handle: what an object whose clones are the same
+/// object holds ([`Event`](crate::Event), [`Semaphore`](crate::Semaphore), the locks). It
+/// travels as its segment, so such an object can derive `Clone`, `Serialize` and `Deserialize`
+/// (with `#[serde(transparent)]`).
+pub(crate) struct SharedSegment<H>(Arc<Segment<H>>);
+
+impl<H: Header> SharedSegment<H> {
+    /// A new, zeroed segment with no data region, tagged as an `H`; `init` sets up the header
+    /// before anything else can see it.
+    pub(crate) fn create(
+        init: impl FnOnce(&H) -> Result<(), SharedError>,
+    ) -> Result<Self, SharedError> {
+        let segment = Segment::create(0)?;
+        init(segment.header())?;
+        Ok(SharedSegment(Arc::new(segment)))
+    }
+}
+
+impl<H> Clone for SharedSegment<H> {
+    fn clone(&self) -> Self {
+        SharedSegment(Arc::clone(&self.0))
+    }
+}
+
+impl<H> Deref for SharedSegment<H> {
+    type Target = Segment<H>;
+    fn deref(&self) -> &Segment<H> {
+        &self.0
+    }
+}
+
+impl<H: Header> Serialize for SharedSegment<H> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de, H: Header> Deserialize<'de> for SharedSegment<H> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Segment::deserialize(deserializer).map(|segment| SharedSegment(Arc::new(segment)))
     }
 }

@@ -2,15 +2,14 @@
 //! when a process that uses it dies.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use super::SharedError;
 use super::futex;
-use super::segment::{Header, Segment};
+use super::segment::{Header, SharedSegment};
 
 /// The header of a [`Semaphore`]: its counter.
 #[repr(C)]
@@ -43,19 +42,20 @@ unsafe impl Header for SemaphoreHeader {
 /// assert_eq!(slots.value(), 1);
 /// # Ok::<(), process_runtime::SharedError>(())
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct Semaphore {
-    segment: Arc<Segment<SemaphoreHeader>>,
+    segment: SharedSegment<SemaphoreHeader>,
 }
 
 impl Semaphore {
     /// A new semaphore whose counter starts at `value`.
     pub fn new(value: u32) -> Result<Self, SharedError> {
-        let segment = Segment::<SemaphoreHeader>::create(0)?;
-        segment.header().count.store(value, Ordering::Relaxed);
-        Ok(Semaphore {
-            segment: Arc::new(segment),
-        })
+        let segment = SharedSegment::create(|header: &SemaphoreHeader| {
+            header.count.store(value, Ordering::Relaxed);
+            Ok(())
+        })?;
+        Ok(Semaphore { segment })
     }
 
     fn count(&self) -> &AtomicU32 {
@@ -80,15 +80,7 @@ impl Semaphore {
     }
 
     fn acquire_until(&self, deadline: Option<Instant>) -> bool {
-        loop {
-            if self.try_acquire() {
-                return true;
-            }
-            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
-                return false;
-            }
-            futex::wait(self.count(), 0, deadline);
-        }
+        futex::wait_until(self.count(), deadline, || self.try_acquire())
     }
 
     /// Gives one back, waking the processes waiting for it.
@@ -120,20 +112,6 @@ impl fmt::Debug for Semaphore {
         f.debug_struct("Semaphore")
             .field("value", &self.value())
             .finish()
-    }
-}
-
-impl Serialize for Semaphore {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.segment.serialize(serializer)
-    }
-}
-
-impl<'de> Deserialize<'de> for Semaphore {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Segment::deserialize(deserializer).map(|segment| Semaphore {
-            segment: Arc::new(segment),
-        })
     }
 }
 

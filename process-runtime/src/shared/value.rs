@@ -126,22 +126,31 @@ impl<T: Plain> Cells<T> {
         self.segment.header()
     }
 
-    /// Locks for `lock()`: tells whether a holder died since the last `lock()`.
-    fn lock(&self, wait: Wait) -> Result<(Held<'_>, bool), SharedError> {
+    /// Locks for `lock()`: [`Acquired::OwnerDied`] if a holder died since the last `lock()`.
+    fn lock(&self, wait: Wait) -> Result<(Held<'_>, Acquired), SharedError> {
         let (held, acquired) = self.header().mutex.acquire(wait)?;
         let pending = self.header().owner_died.swap(0, Ordering::Relaxed) != 0;
-        Ok((held, acquired == Acquired::OwnerDied || pending))
+        let acquired = if pending {
+            Acquired::OwnerDied
+        } else {
+            acquired
+        };
+        Ok((held, acquired))
     }
 
-    /// Locks for `get`, `set` and `update`, which do not report a dead holder: they leave the
-    /// news for the next `lock()`.
+    /// Locks without reporting a dead holder: the news is left for the next `lock()`.
+    fn acquire_quietly(&self, wait: Wait) -> Result<Held<'_>, SharedError> {
+        let (held, acquired) = self.header().mutex.acquire(wait)?;
+        if acquired == Acquired::OwnerDied {
+            self.header().owner_died.store(1, Ordering::Relaxed);
+        }
+        Ok(held)
+    }
+
+    /// Locks for `get`, `set` and `update`, which do not report a dead holder.
     fn lock_quietly(&self, operation: &str) -> Held<'_> {
-        match self.header().mutex.acquire(Wait::Forever) {
-            Ok((held, Acquired::Clean)) => held,
-            Ok((held, Acquired::OwnerDied)) => {
-                self.header().owner_died.store(1, Ordering::Relaxed);
-                held
-            }
+        match self.acquire_quietly(Wait::Forever) {
+            Ok(held) => held,
             Err(SharedError::AlreadyHeld) => panic!(
                 "{operation} was called by a thread that holds the lock of this value (a guard from `lock()`); use the guard instead"
             ),
@@ -184,7 +193,7 @@ impl<T: Plain> Cells<T> {
 
     /// The elements, if the lock is free right now (for `Debug`, which must not wait).
     fn snapshot(&self) -> Option<Vec<T>> {
-        let _held = self.header().mutex.acquire(Wait::Never).ok()?;
+        let _held = self.acquire_quietly(Wait::Never).ok()?;
         // SAFETY: as in `update`, reading only.
         Some(unsafe { std::slice::from_raw_parts(self.data(), self.len) }.to_vec())
     }
@@ -275,7 +284,7 @@ impl<T: Plain> Value<T> {
     /// Takes the lock and gives access to the value until the guard is dropped. The error
     /// carries the guard when the previous holder died ([`LockError::OwnerDied`]).
     pub fn lock(&self) -> LockResult<ValueGuard<'_, T>> {
-        guard(self.cells.lock(Wait::Forever), |held| ValueGuard {
+        LockError::from_acquired(self.cells.lock(Wait::Forever), |held| ValueGuard {
             _held: held,
             value: self.cells.data(),
             _data: PhantomData,
@@ -314,7 +323,8 @@ impl<'de, T: Plain> Deserialize<'de> for Value<T> {
         let cells = Cells::<T>::deserialize(deserializer)?;
         if cells.len != 1 {
             return Err(serde::de::Error::custom(format!(
-                "the shared memory received for a Value holds {} elements",
+                "the shared memory received for a `Value<{0}>` holds an `Array<{0}>` of {1} elements: pass a Value, or take an Array",
+                std::any::type_name::<T>(),
                 cells.len
             )));
         }
@@ -430,7 +440,7 @@ impl<T: Plain> Array<T> {
     /// Takes the lock and gives access to the elements until the guard is dropped. The error
     /// carries the guard when the previous holder died ([`LockError::OwnerDied`]).
     pub fn lock(&self) -> LockResult<ArrayGuard<'_, T>> {
-        guard(self.cells.lock(Wait::Forever), |held| ArrayGuard {
+        LockError::from_acquired(self.cells.lock(Wait::Forever), |held| ArrayGuard {
             _held: held,
             data: self.cells.data(),
             len: self.cells.len,
@@ -502,18 +512,6 @@ impl<T: Plain + fmt::Debug> fmt::Debug for ArrayGuard<'_, T> {
     }
 }
 
-/// Turns the outcome of a lock into what `lock()` returns.
-fn guard<'a, G>(
-    locked: Result<(Held<'a>, bool), SharedError>,
-    make: impl FnOnce(Held<'a>) -> G,
-) -> LockResult<G> {
-    match locked {
-        Ok((held, false)) => Ok(make(held)),
-        Ok((held, true)) => Err(LockError::OwnerDied(make(held))),
-        Err(error) => Err(LockError::Failed(error)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -555,6 +553,20 @@ mod tests {
     }
 
     #[test]
+    fn debug_leaves_the_news_of_a_dead_holder_for_the_next_lock() {
+        let value = Value::new(5_u32).unwrap();
+        let other = value.clone();
+        // Joined, not scoped: the join waits for the thread's end, when the kernel marks the
+        // mutex, where a scope only waits for its closure.
+        std::thread::spawn(move || std::mem::forget(other.lock().unwrap()))
+            .join()
+            .unwrap();
+        assert_eq!(format!("{value:?}"), "Value { value: 5 }");
+        assert!(value.lock().unwrap_err().is_owner_died());
+        assert!(value.lock().is_ok());
+    }
+
+    #[test]
     #[should_panic(expected = "index 3 is out of bounds for an Array of length 3")]
     fn an_index_out_of_bounds_panics() {
         Array::<u8>::new(3).unwrap().get(3);
@@ -573,5 +585,16 @@ mod tests {
         assert!(wrong.to_string().contains("elements of 8 bytes"), "{wrong}");
         let same: Array<u64> = crate::shared::travel(&value).0.unwrap();
         assert_eq!(same.len(), 1);
+
+        let array = Array::<u64>::new(2).unwrap();
+        let error = crate::shared::travel::<_, Value<u64>>(&array)
+            .0
+            .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("holds an `Array<u64>` of 2 elements"),
+            "{error}"
+        );
     }
 }
