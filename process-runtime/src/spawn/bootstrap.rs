@@ -244,7 +244,7 @@ fn read_line(pipe: OwnedFd, deadline: Instant) -> std::io::Result<Option<String>
     let mut line = Vec::new();
     let mut buf = [0u8; 512];
     loop {
-        if sys::wait_readable(&[file.as_fd()], Some(deadline))?.is_none() {
+        if !sys::wait_readable(file.as_fd(), Some(deadline))? {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
                 format!("the child was not ready after {HANDSHAKE_TIMEOUT:?}"),
