@@ -112,6 +112,8 @@ fn executable() -> PathBuf {
 pub(crate) struct Launched {
     pub(crate) pid: i32,
     pub(crate) pidfd: OwnedFd,
+    /// The program it runs, for messages.
+    pub(crate) program: PathBuf,
     endpoint: IpcSender<Hello>,
     secret: Secret,
 }
@@ -220,6 +222,7 @@ pub(crate) fn launch(role: Role, task: Option<&str>) -> Result<Launched, SpawnEr
         Ok(endpoint) => Ok(Launched {
             pid,
             pidfd,
+            program,
             endpoint,
             secret,
         }),

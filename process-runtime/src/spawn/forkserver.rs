@@ -75,6 +75,8 @@ pub(crate) enum Reply {
 struct Server {
     owner: u32,
     pidfd: OwnedFd,
+    /// The program the server runs, whose tasks it can start.
+    program: std::path::PathBuf,
     requests: IpcSender<Request>,
     replies: IpcReceiver<Reply>,
 }
@@ -148,7 +150,7 @@ pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
             reap(pid);
             Err(SpawnError::NotRegistered {
                 name: task,
-                executable: "the fork server's executable".to_owned(),
+                executable: server.program.display().to_string(),
             })
         }
         Reply::Ambiguous(pid) => {
@@ -171,6 +173,7 @@ fn reap(pid: i32) {
 
 fn launch() -> Result<Server, SpawnError> {
     let launched = bootstrap::launch(Role::ForkServer, None)?;
+    let program = launched.program.clone();
     let (requests, server_requests) =
         ipc::channel().map_err(|e| SpawnError::os("create a channel", e))?;
     let (server_replies, replies) =
@@ -182,6 +185,7 @@ fn launch() -> Result<Server, SpawnError> {
     Ok(Server {
         owner: std::process::id(),
         pidfd,
+        program,
         requests,
         replies,
     })
