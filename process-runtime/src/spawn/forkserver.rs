@@ -90,14 +90,14 @@ const REPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
     let me = std::process::id();
     let mut slot = SERVER.lock().unwrap_or_else(PoisonError::into_inner);
-    if !is_alive(&slot) {
+    if !is_alive(&slot, me) {
         // Started by the spawner thread: the server's clones are children of the thread that
         // started it, and their parent-death signal must follow a thread that never ends. The
         // lock is not held meanwhile: the spawner thread may be forking, and a fork takes it.
         drop(slot);
         let launched = super::on_spawner(launch)??;
         slot = SERVER.lock().unwrap_or_else(PoisonError::into_inner);
-        if is_alive(&slot) {
+        if is_alive(&slot, me) {
             // Another thread started one meanwhile.
             stop(launched);
         } else {
@@ -199,11 +199,10 @@ pub(crate) fn shutdown() {
     }
 }
 
-/// Whether `slot` holds a running server of this process.
-fn is_alive(slot: &Option<Server>) -> bool {
+/// Whether `slot` holds a running server of this process, whose pid is `me`.
+fn is_alive(slot: &Option<Server>, me: u32) -> bool {
     slot.as_ref().is_some_and(|server| {
-        server.owner == std::process::id()
-            && !sys::has_ended(std::os::fd::AsFd::as_fd(&server.pidfd))
+        server.owner == me && !sys::has_ended(std::os::fd::AsFd::as_fd(&server.pidfd))
     })
 }
 
