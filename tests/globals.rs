@@ -9,6 +9,8 @@ use process_runtime::SpawnError;
 use process_runtime::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use common::spawn;
+
 per_start_method!(
     a_child_starts_from_the_parents_current_value,
     a_childs_writes_never_reach_the_parent,
@@ -52,10 +54,7 @@ fn read_a() -> i64 {
 
 fn a_child_starts_from_the_parents_current_value(method: StartMethod) {
     A.set(200);
-    let child = Process::builder(read_a)
-        .start_method(method)
-        .spawn(())
-        .unwrap();
+    let child = spawn(method, read_a, ());
     assert_eq!(child.join().unwrap(), 200);
 }
 
@@ -67,10 +66,7 @@ fn bump_b() -> i64 {
 
 fn a_childs_writes_never_reach_the_parent(method: StartMethod) {
     let before = B.get();
-    let child = Process::builder(bump_b)
-        .start_method(method)
-        .spawn(())
-        .unwrap();
+    let child = spawn(method, bump_b, ());
     assert_eq!(child.join().unwrap(), before + 1_000);
     assert_eq!(B.get(), before);
 }
@@ -82,10 +78,7 @@ fn read_c() -> i64 {
 
 fn the_value_is_taken_when_the_child_starts(method: StartMethod) {
     C.set(1);
-    let child = Process::builder(read_c)
-        .start_method(method)
-        .spawn(())
-        .unwrap();
+    let child = spawn(method, read_c, ());
     C.set(2); // after the start: the child keeps the value it started with
     assert_eq!(child.join().unwrap(), 1);
 }
@@ -131,10 +124,7 @@ fn globals_of_several_types_are_isolated(method: StartMethod) {
     LIST.set(vec!["ocean".into(), "sky".into()]);
     CONFIG.set(config.clone());
     MAYBE.set(Some(42));
-    let child = Process::builder(read_and_write_everything)
-        .start_method(method)
-        .spawn(())
-        .unwrap();
+    let child = spawn(method, read_and_write_everything, ());
     let seen = child.join().unwrap();
     assert_eq!(
         seen,
@@ -160,10 +150,7 @@ fn globals_of_several_types_are_isolated(method: StartMethod) {
 fn set_d_and_ask_a_grandchild(method: StartMethod) -> (i64, i64) {
     let inherited = D.get();
     D.set(inherited * 10);
-    let grandchild = Process::builder(read_d)
-        .start_method(method)
-        .spawn(())
-        .unwrap();
+    let grandchild = spawn(method, read_d, ());
     (inherited, grandchild.join().unwrap())
 }
 
@@ -174,10 +161,7 @@ fn read_d() -> i64 {
 
 fn a_grandchild_starts_from_its_parents_value(method: StartMethod) {
     D.set(3);
-    let child = Process::builder(set_d_and_ask_a_grandchild)
-        .start_method(method)
-        .spawn(method)
-        .unwrap();
+    let child = spawn(method, set_d_and_ask_a_grandchild, method);
     assert_eq!(child.join().unwrap(), (3, 30));
     assert_eq!(D.get(), 3);
 }

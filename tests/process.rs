@@ -9,7 +9,7 @@ use process_runtime::prelude::*;
 use process_runtime::{ProcessError, SpawnError};
 use serde::{Deserialize, Serialize};
 
-use common::{is_reaped, wait_until};
+use common::{is_reaped, spawn, wait_until};
 
 per_start_method!(
     returns_values_of_every_shape,
@@ -70,38 +70,12 @@ fn mirror(points: Vec<Point>) -> Vec<Point> {
 }
 
 fn returns_values_of_every_shape(method: StartMethod) {
-    assert_eq!(
-        Process::builder(add)
-            .start_method(method)
-            .spawn((5, 7))
-            .unwrap()
-            .join()
-            .unwrap(),
-        12
-    );
-    Process::builder(nothing)
-        .start_method(method)
-        .spawn(())
-        .unwrap()
-        .join()
-        .unwrap();
+    assert_eq!(spawn(method, add, (5, 7)).join().unwrap(), 12);
+    spawn(method, nothing, ()).join().unwrap();
     let text = "cwz 的任务".to_string();
+    assert_eq!(spawn(method, echo, text.clone()).join().unwrap(), text);
     assert_eq!(
-        Process::builder(echo)
-            .start_method(method)
-            .spawn(text.clone())
-            .unwrap()
-            .join()
-            .unwrap(),
-        text
-    );
-    assert_eq!(
-        Process::builder(checked_div)
-            .start_method(method)
-            .spawn((1, 0))
-            .unwrap()
-            .join()
-            .unwrap(),
+        spawn(method, checked_div, (1, 0)).join().unwrap(),
         Err("cannot divide 1 by zero".to_string())
     );
     let points = vec![
@@ -116,12 +90,7 @@ fn returns_values_of_every_shape(method: StartMethod) {
             label: None,
         },
     ];
-    let mirrored = Process::builder(mirror)
-        .start_method(method)
-        .spawn(points.clone())
-        .unwrap()
-        .join()
-        .unwrap();
+    let mirrored = spawn(method, mirror, points.clone()).join().unwrap();
     assert_eq!(mirrored.len(), 2);
     assert_eq!(
         mirrored[0],
@@ -147,19 +116,13 @@ impl MyProcess {
 }
 
 fn struct_style_task_runs_in_a_child(method: StartMethod) {
-    let p = Process::builder(MyProcess { name: "pl".into() })
-        .start_method(method)
-        .spawn(())
-        .unwrap();
+    let p = spawn(method, MyProcess { name: "pl".into() }, ());
     let pid = p.pid();
     assert_eq!(p.join().unwrap(), format!("pl is running in {pid}"));
 }
 
 fn exit_code_zero_after_a_return(method: StartMethod) {
-    let p = Process::builder(add)
-        .start_method(method)
-        .spawn((1, 1))
-        .unwrap();
+    let p = spawn(method, add, (1, 1));
     assert!(wait_until(|| p.exitcode().is_some()));
     assert_eq!(p.exitcode(), Some(0));
     assert_eq!(p.join().unwrap(), 2);
@@ -171,10 +134,7 @@ fn exit_with(code: i32) {
 }
 
 fn exit_code_of_process_exit(method: StartMethod) {
-    let p = Process::builder(exit_with)
-        .start_method(method)
-        .spawn(3)
-        .unwrap();
+    let p = spawn(method, exit_with, 3);
     let error = p.join().unwrap_err();
     assert!(
         matches!(error, ProcessError::Exited { code: 3 }),
@@ -193,10 +153,7 @@ fn fail(message: String) -> u8 {
 }
 
 fn panic_carries_message_and_location(method: StartMethod) {
-    let p = Process::builder(fail)
-        .start_method(method)
-        .spawn("boom at 42".into())
-        .unwrap();
+    let p = spawn(method, fail, "boom at 42".into());
     let error = p.join().unwrap_err();
     assert!(error.is_panic(), "{error:?}");
     assert_eq!(error.exitcode(), Some(1));
@@ -224,12 +181,17 @@ fn sleep_forever() {
     }
 }
 
-fn terminate_gives_minus_15(method: StartMethod) {
-    let p = Process::builder(sleep_forever)
+/// A daemon running [`sleep_forever`].
+fn sleeper(method: StartMethod) -> Process<()> {
+    Process::builder(sleep_forever)
         .daemon(true)
         .start_method(method)
         .spawn(())
-        .unwrap();
+        .expect("start a child")
+}
+
+fn terminate_gives_minus_15(method: StartMethod) {
+    let p = sleeper(method);
     assert_eq!(p.exitcode(), None);
     p.terminate().unwrap();
     assert!(wait_until(|| p.exitcode().is_some()));
@@ -246,11 +208,7 @@ fn terminate_gives_minus_15(method: StartMethod) {
 }
 
 fn kill_gives_minus_9(method: StartMethod) {
-    let p = Process::builder(sleep_forever)
-        .daemon(true)
-        .start_method(method)
-        .spawn(())
-        .unwrap();
+    let p = sleeper(method);
     p.kill().unwrap();
     let error = p.join().unwrap_err();
     assert!(
@@ -261,11 +219,7 @@ fn kill_gives_minus_9(method: StartMethod) {
 }
 
 fn join_timeout_returns_none_while_running(method: StartMethod) {
-    let mut p = Process::builder(sleep_forever)
-        .daemon(true)
-        .start_method(method)
-        .spawn(())
-        .unwrap();
+    let mut p = sleeper(method);
     let started = Instant::now();
     assert_eq!(p.join_timeout(Duration::from_millis(200)).unwrap(), None);
     assert!(started.elapsed() >= Duration::from_millis(200));
@@ -276,10 +230,7 @@ fn join_timeout_returns_none_while_running(method: StartMethod) {
         Err(ProcessError::Killed { signal: 9 })
     ));
 
-    let mut quick = Process::builder(add)
-        .start_method(method)
-        .spawn((2, 3))
-        .unwrap();
+    let mut quick = spawn(method, add, (2, 3));
     assert_eq!(quick.join_timeout(common::DEADLINE).unwrap(), Some(5));
     // The value was taken once.
     assert!(matches!(
@@ -290,11 +241,7 @@ fn join_timeout_returns_none_while_running(method: StartMethod) {
 }
 
 fn is_alive_before_and_after(method: StartMethod) {
-    let p = Process::builder(sleep_forever)
-        .daemon(true)
-        .start_method(method)
-        .spawn(())
-        .unwrap();
+    let p = sleeper(method);
     assert!(p.is_alive());
     p.terminate().unwrap();
     assert!(wait_until(|| !p.is_alive()));
@@ -329,10 +276,7 @@ fn who_am_i() -> Identity {
 }
 
 fn names_and_pids_inside_the_child(method: StartMethod) {
-    let p = Process::builder(who_am_i)
-        .start_method(method)
-        .spawn(())
-        .unwrap();
+    let p = spawn(method, who_am_i, ());
     let (pid, name) = (p.pid(), p.name().to_owned());
     assert!(name.starts_with("Process-"), "{name}");
     let id = p.join().unwrap();
@@ -386,10 +330,7 @@ fn daemon_cannot_start_children(method: StartMethod) {
         daemon.join().unwrap(),
         "daemonic processes are not allowed to have children"
     );
-    let normal = Process::builder(try_to_have_a_child)
-        .start_method(method)
-        .spawn(())
-        .unwrap();
+    let normal = spawn(method, try_to_have_a_child, ());
     assert_eq!(normal.join().unwrap(), "started a child");
 }
 
@@ -397,23 +338,13 @@ fn daemon_cannot_start_children(method: StartMethod) {
 fn names_of_my_children(method: StartMethod) -> (String, Vec<Identity>) {
     let me = current_process().name().to_owned();
     let kids = (0..2)
-        .map(|_| {
-            Process::builder(who_am_i)
-                .start_method(method)
-                .spawn(())
-                .unwrap()
-                .join()
-                .unwrap()
-        })
+        .map(|_| spawn(method, who_am_i, ()).join().unwrap())
         .collect();
     (me, kids)
 }
 
 fn children_of_a_child_are_named_after_it(method: StartMethod) {
-    let p = Process::builder(names_of_my_children)
-        .start_method(method)
-        .spawn(method)
-        .unwrap();
+    let p = spawn(method, names_of_my_children, method);
     let child_pid = p.pid();
     let (me, kids) = p.join().unwrap();
     assert_eq!(kids[0].name, format!("{me}:1"));
@@ -433,10 +364,7 @@ fn reverse(bytes: Vec<u8>) -> Vec<u8> {
 fn large_arguments_and_results_travel_whole(method: StartMethod) {
     // Large enough to travel through shared memory beside the messages, both ways.
     let bytes: Vec<u8> = (0..8 * 1024 * 1024).map(|i: u32| (i % 251) as u8).collect();
-    let p = Process::builder(reverse)
-        .start_method(method)
-        .spawn(bytes.clone())
-        .unwrap();
+    let p = spawn(method, reverse, bytes.clone());
     let back = p.join().unwrap();
     assert_eq!(back.len(), bytes.len());
     assert!(back.iter().rev().eq(bytes.iter()));
@@ -448,12 +376,7 @@ fn large_arguments_of_concurrent_children_stay_apart(method: StartMethod) {
     let inputs: Vec<Vec<u8>> = (0..6).map(|seed| common::pattern(seed, 3 << 20)).collect();
     let children: Vec<_> = inputs
         .iter()
-        .map(|bytes| {
-            Process::builder(reverse)
-                .start_method(method)
-                .spawn(bytes.clone())
-                .unwrap()
-        })
+        .map(|bytes| spawn(method, reverse, bytes.clone()))
         .collect();
     for (child, input) in children.into_iter().zip(&inputs).rev() {
         let back = child.join().unwrap();
@@ -465,10 +388,7 @@ fn large_arguments_of_concurrent_children_stay_apart(method: StartMethod) {
 }
 
 fn dropped_handle_is_reaped(method: StartMethod) {
-    let p = Process::builder(add)
-        .start_method(method)
-        .spawn((1, 2))
-        .unwrap();
+    let p = spawn(method, add, (1, 2));
     let pid = p.pid();
     drop(p);
     assert!(
@@ -477,11 +397,7 @@ fn dropped_handle_is_reaped(method: StartMethod) {
     );
 
     // Dropped while still running: reaped when it ends.
-    let p = Process::builder(sleep_forever)
-        .daemon(true)
-        .start_method(method)
-        .spawn(())
-        .unwrap();
+    let p = sleeper(method);
     let pid = p.pid();
     p.kill().unwrap();
     drop(p);
@@ -492,14 +408,7 @@ fn dropped_handle_is_reaped(method: StartMethod) {
 }
 
 fn hundred_concurrent_children_leave_no_zombie(method: StartMethod) {
-    let children: Vec<_> = (0..100)
-        .map(|i| {
-            Process::builder(add)
-                .start_method(method)
-                .spawn((i, i))
-                .unwrap()
-        })
-        .collect();
+    let children: Vec<_> = (0..100).map(|i| spawn(method, add, (i, i))).collect();
     let pids: Vec<u32> = children.iter().map(|p| p.pid()).collect();
     // Half are joined; the other half dropped while they may still run, left to the reaper.
     for (i, p) in children.into_iter().enumerate() {
@@ -520,23 +429,11 @@ fn hundred_concurrent_children_leave_no_zombie(method: StartMethod) {
 fn detached_children_are_reaped_each_as_it_ends(method: StartMethod) {
     let running: Vec<u32> = (0..20)
         .map(|_| {
-            let p = Process::builder(sleep_forever)
-                .daemon(true)
-                .start_method(method)
-                .spawn(())
-                .unwrap();
+            let p = sleeper(method);
             p.pid()
         })
         .collect();
-    let ended: Vec<u32> = (0..20)
-        .map(|i| {
-            Process::builder(add)
-                .start_method(method)
-                .spawn((i, i))
-                .unwrap()
-                .pid()
-        })
-        .collect();
+    let ended: Vec<u32> = (0..20).map(|i| spawn(method, add, (i, i)).pid()).collect();
     assert!(
         wait_until(|| ended.iter().all(|&pid| is_reaped(pid))),
         "zombies left among {ended:?}"
@@ -581,11 +478,7 @@ fn active_children_lists_running_children(method: StartMethod) {
 
 fn sentinel_becomes_readable_at_exit(method: StartMethod) {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    let p = Process::builder(sleep_forever)
-        .daemon(true)
-        .start_method(method)
-        .spawn(())
-        .unwrap();
+    let p = sleeper(method);
     let mut fds = [PollFd::new(p.sentinel(), PollFlags::POLLIN)];
     assert_eq!(poll(&mut fds, PollTimeout::ZERO).unwrap(), 0);
     p.kill().unwrap();
@@ -598,20 +491,13 @@ fn sentinel_becomes_readable_at_exit(method: StartMethod) {
 }
 
 fn wait_leaves_the_value_for_join(method: StartMethod) {
-    let mut p = Process::builder(add)
-        .start_method(method)
-        .spawn((2, 2))
-        .unwrap();
+    let mut p = spawn(method, add, (2, 2));
     p.wait().unwrap();
     assert!(!p.is_alive());
     assert_eq!(p.exitcode(), Some(0));
     assert_eq!(p.join().unwrap(), 4);
 
-    let mut forever = Process::builder(sleep_forever)
-        .daemon(true)
-        .start_method(method)
-        .spawn(())
-        .unwrap();
+    let mut forever = sleeper(method);
     assert!(!forever.wait_timeout(Duration::from_millis(100)).unwrap());
     forever.kill().unwrap();
     assert!(forever.wait_timeout(common::DEADLINE).unwrap());
@@ -622,10 +508,7 @@ fn wait_leaves_the_value_for_join(method: StartMethod) {
     ));
 
     // A timeout too large for a deadline means no deadline, not a panic.
-    let mut q = Process::builder(add)
-        .start_method(method)
-        .spawn((1, 2))
-        .unwrap();
+    let mut q = spawn(method, add, (1, 2));
     assert_eq!(q.join_timeout(Duration::MAX).unwrap(), Some(3));
 }
 

@@ -19,7 +19,11 @@ fn a_task_missing_from_the_childs_executable_is_a_spawn_error() {
             .spawn(())
             .unwrap_err();
         match &error {
-            SpawnError::NotRegistered { name, .. } => assert_eq!(name, "unregistered::only_here"),
+            SpawnError::NotRegistered { name, executable } => {
+                assert_eq!(name, "unregistered::only_here");
+                // The program to rebuild or fix, under either method.
+                assert_eq!(executable, env!("CARGO_BIN_EXE_pt-helper"), "{method}");
+            }
             other => panic!("{method}: expected NotRegistered, got {other:?}"),
         }
         assert!(

@@ -83,7 +83,7 @@ impl Child {
             }
             // The pidfd turns readable when the child ends; no lock is held while we wait, so
             // `is_alive` in another thread stays instant.
-            if sys::wait_readable(&[self.pidfd.as_fd()], deadline)?.is_none() {
+            if !sys::wait_readable(self.pidfd.as_fd(), deadline)? {
                 return Ok(None);
             }
         }

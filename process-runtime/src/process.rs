@@ -115,18 +115,20 @@ impl<T: Task> Builder<T> {
 #[derive(Debug)]
 pub struct Process<R> {
     child: Arc<Child>,
-    reports: Option<wire::Receiver>,
-    received: Option<Received>,
-    joined: bool,
+    report: ReportState,
     _output: PhantomData<fn() -> R>,
 }
 
-/// What came out of the report channel.
+/// Where the child's one report is.
 #[derive(Debug)]
-enum Received {
-    Report(attach::Payload),
-    /// The channel closed without a report: the child ended without sending one.
-    Nothing,
+enum ReportState {
+    /// Not read yet: the channel it will come on.
+    Pending(wire::Receiver),
+    /// Read: the report, or `None` if the channel closed without one (the child ended without
+    /// sending it).
+    Received(Option<attach::Payload>),
+    /// Read and taken by `join` or `join_timeout`.
+    Taken,
 }
 
 impl<R> Process<R> {
@@ -143,9 +145,7 @@ impl<R> Process<R> {
     fn new(child: Arc<Child>, reports: wire::Receiver) -> Self {
         Process {
             child,
-            reports: Some(reports),
-            received: None,
-            joined: false,
+            report: ReportState::Pending(reports),
             _output: PhantomData,
         }
     }
@@ -222,7 +222,7 @@ impl<R> Process<R> {
     /// Only if waiting itself fails (an OS or IPC error), not for how the child ended: that is
     /// for `join` to say.
     pub fn wait(&mut self) -> Result<(), ProcessError> {
-        self.wait_until(None).map(|_| ())
+        self.wait_for_end().map(|_| ())
     }
 
     /// Waits at most `timeout` for the child to end, without taking its value (Python's
@@ -236,65 +236,88 @@ impl<R> Process<R> {
             .map(|status| status.is_some())
     }
 
-    /// Reads the report (or the end of the channel) and then reaps the child, until `deadline`.
-    /// The report comes first: a child blocked sending a large one would never end if we waited
-    /// for it to end before reading.
+    /// Reads the report (or the end of the channel) and then reaps the child. The report comes
+    /// first: a child blocked sending a large one would never end if we waited for it to end
+    /// before reading.
+    fn wait_for_end(&mut self) -> Result<ExitStatus, ProcessError> {
+        self.receive()?;
+        self.child.wait().map_err(waiting_failed)
+    }
+
+    /// As [`wait_for_end`](Process::wait_for_end), until `deadline` (`None`: no deadline);
+    /// `Ok(None)` if the child has not ended by then.
     fn wait_until(
         &mut self,
         deadline: Option<Instant>,
     ) -> Result<Option<ExitStatus>, ProcessError> {
-        if !self.receive(deadline)? {
+        let Some(deadline) = deadline else {
+            return self.wait_for_end().map(Some);
+        };
+        if !self.receive_until(deadline)? {
             return Ok(None);
         }
         self.child
-            .wait_until(deadline)
-            .map_err(|source| ProcessError::Os {
-                what: "wait for the child",
-                source,
-            })
+            .wait_until(Some(deadline))
+            .map_err(waiting_failed)
     }
 
-    /// Waits for the report until `deadline`; `Ok(false)` if it has not come by then.
-    fn receive(&mut self, deadline: Option<Instant>) -> Result<bool, ProcessError> {
-        if self.received.is_some() {
-            return Ok(true);
-        }
-        let Some(reports) = &self.reports else {
-            self.received = Some(Received::Nothing);
-            return Ok(true);
+    /// Waits for the report, or the end of the channel.
+    fn receive(&mut self) -> Result<(), ProcessError> {
+        let ReportState::Pending(reports) = &self.report else {
+            return Ok(());
         };
         let result = loop {
-            let result = match deadline {
-                None => reports.recv().map_err(TryRecvError::IpcError),
-                // ipc-channel rounds the timeout down to whole milliseconds: round up instead,
-                // and go on waiting if it returns before the deadline.
-                Some(deadline) => reports.try_recv_timeout(
-                    deadline.saturating_duration_since(Instant::now()) + Duration::from_micros(999),
-                ),
-            };
-            match result {
-                Err(TryRecvError::Empty) if deadline.is_some_and(|d| Instant::now() < d) => {}
-                Err(TryRecvError::IpcError(IpcError::Io(e)))
-                    if e.kind() == std::io::ErrorKind::Interrupted => {}
+            match reports.recv() {
+                Err(IpcError::Io(e)) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 result => break result,
             }
         };
-        self.received = Some(match result {
-            Ok(payload) => Received::Report(payload),
-            Err(TryRecvError::Empty) => return Ok(false),
-            Err(TryRecvError::IpcError(IpcError::Disconnected)) => Received::Nothing,
-            Err(TryRecvError::IpcError(IpcError::Io(source))) => {
-                return Err(ProcessError::Ipc { source });
+        self.store(result)
+    }
+
+    /// Waits for the report until `deadline`; `Ok(false)` if it has not come by then.
+    fn receive_until(&mut self, deadline: Instant) -> Result<bool, ProcessError> {
+        let ReportState::Pending(reports) = &self.report else {
+            return Ok(true);
+        };
+        let result = loop {
+            // ipc-channel rounds the timeout down to whole milliseconds: round up instead, and
+            // go on waiting if it returns before the deadline.
+            let left = deadline.saturating_duration_since(Instant::now());
+            match reports.try_recv_timeout(left + Duration::from_micros(999)) {
+                Ok(payload) => break Ok(payload),
+                Err(TryRecvError::Empty) if Instant::now() < deadline => {}
+                Err(TryRecvError::Empty) => return Ok(false),
+                Err(TryRecvError::IpcError(IpcError::Io(e)))
+                    if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(TryRecvError::IpcError(error)) => break Err(error),
             }
-            Err(TryRecvError::IpcError(IpcError::SerializationError(error))) => {
+        };
+        self.store(result)?;
+        Ok(true)
+    }
+
+    /// Keeps what came out of the report channel, and lets the channel go: one report per
+    /// child. An I/O error leaves the channel, to be read again.
+    fn store(&mut self, result: Result<attach::Payload, IpcError>) -> Result<(), ProcessError> {
+        self.report = ReportState::Received(match result {
+            Ok(payload) => Some(payload),
+            Err(IpcError::Disconnected) => None,
+            Err(IpcError::Io(source)) => return Err(ProcessError::Ipc { source }),
+            Err(IpcError::SerializationError(error)) => {
                 return Err(ProcessError::Ipc {
                     source: std::io::Error::other(error),
                 });
             }
         });
-        // One report per child: the channel has served its purpose.
-        self.reports = None;
-        Ok(true)
+        Ok(())
+    }
+}
+
+fn waiting_failed(source: std::io::Error) -> ProcessError {
+    ProcessError::Os {
+        what: "wait for the child",
+        source,
     }
 }
 
@@ -308,8 +331,9 @@ impl<R: serde::de::DeserializeOwned + 'static> Process<R> {
     /// location), the child exited or was killed before sending one, or the value was lost on
     /// the way.
     pub fn join(mut self) -> Result<R, ProcessError> {
-        self.take_result(None)
-            .map(|value| value.expect("no deadline, so never None"))
+        self.ensure_not_taken()?;
+        let status = self.wait_for_end()?;
+        self.take_value(status)
     }
 
     /// Waits at most `timeout` for the child to end (Python's `p.join(timeout)`): `Ok(None)` if it
@@ -320,21 +344,24 @@ impl<R: serde::de::DeserializeOwned + 'static> Process<R> {
     ///
     /// As for [`join`](Process::join).
     pub fn join_timeout(&mut self, timeout: Duration) -> Result<Option<R>, ProcessError> {
-        self.take_result(deadline_after(timeout))
-    }
-
-    fn take_result(&mut self, deadline: Option<Instant>) -> Result<Option<R>, ProcessError> {
-        if self.joined {
-            return Err(ProcessError::AlreadyJoined);
-        }
-        let Some(status) = self.wait_until(deadline)? else {
+        self.ensure_not_taken()?;
+        let Some(status) = self.wait_until(deadline_after(timeout))? else {
             return Ok(None);
         };
-        self.joined = true;
-        match self.received.take() {
-            Some(Received::Report(payload)) => {
-                decode_report(&payload.bytes.0, payload.shared).map(Some)
-            }
+        self.take_value(status).map(Some)
+    }
+
+    fn ensure_not_taken(&self) -> Result<(), ProcessError> {
+        match self.report {
+            ReportState::Taken => Err(ProcessError::AlreadyJoined),
+            _ => Ok(()),
+        }
+    }
+
+    /// The value the child reported, once it has ended with `status`; or why there is none.
+    fn take_value(&mut self, status: ExitStatus) -> Result<R, ProcessError> {
+        match std::mem::replace(&mut self.report, ReportState::Taken) {
+            ReportState::Received(Some(payload)) => decode_report(&payload.bytes.0, payload.shared),
             _ => Err(match status {
                 ExitStatus::Exited(code) => ProcessError::Exited { code },
                 ExitStatus::Signaled(signal) => ProcessError::Killed { signal },

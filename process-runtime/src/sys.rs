@@ -115,12 +115,9 @@ pub(crate) fn waitid_pidfd(pidfd: BorrowedFd<'_>, block: bool) -> io::Result<Opt
     }
 }
 
-/// Waits until one of `fds` is readable (or hung up) or `deadline` passes. Returns the index of a
-/// ready descriptor, or `None` at the deadline.
-pub(crate) fn wait_readable(
-    fds: &[BorrowedFd<'_>],
-    deadline: Option<Instant>,
-) -> io::Result<Option<usize>> {
+/// Waits until `fd` is readable (or hung up) or `deadline` passes. Returns whether it is ready:
+/// `false` only at the deadline.
+pub(crate) fn wait_readable(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> io::Result<bool> {
     loop {
         let timeout = match deadline {
             None => PollTimeout::NONE,
@@ -132,21 +129,14 @@ pub(crate) fn wait_readable(
                     .unwrap_or(PollTimeout::MAX)
             }
         };
-        let mut pollfds: Vec<PollFd<'_>> = fds
-            .iter()
-            .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
-            .collect();
-        match poll(&mut pollfds, timeout) {
+        let mut pollfd = [PollFd::new(fd, PollFlags::POLLIN)];
+        match poll(&mut pollfd, timeout) {
             Ok(0) => {
                 if deadline.is_some_and(|d| Instant::now() >= d) {
-                    return Ok(None);
+                    return Ok(false);
                 }
             }
-            Ok(_) => {
-                return Ok(pollfds
-                    .iter()
-                    .position(|p| p.revents().is_some_and(|r| !r.is_empty())));
-            }
+            Ok(_) => return Ok(true),
             Err(nix::errno::Errno::EINTR) => {}
             Err(errno) => return Err(errno.into()),
         }
@@ -354,5 +344,5 @@ unsafe fn raw_clone(flags: libc::c_ulong, child_tid: usize) -> libc::c_long {
 
 /// Whether the process behind `pidfd` has ended (its pidfd is readable). Never blocks.
 pub(crate) fn has_ended(pidfd: BorrowedFd<'_>) -> bool {
-    !matches!(wait_readable(&[pidfd], Some(Instant::now())), Ok(None))
+    !matches!(wait_readable(pidfd, Some(Instant::now())), Ok(false))
 }

@@ -5,6 +5,8 @@
 
 use std::time::{Duration, Instant};
 
+use process_runtime::{Process, StartMethod, Task};
+
 /// How long a test waits for something that should happen promptly, before it fails. Generous:
 /// CI machines are slow and loaded.
 pub const DEADLINE: Duration = Duration::from_secs(30);
@@ -51,6 +53,14 @@ pub fn proc_ppid(pid: u32) -> Option<u32> {
         .nth(1)?
         .parse()
         .ok()
+}
+
+/// Starts `task` with `args` under `method`; a failure to start fails the test.
+pub fn spawn<T: Task>(method: StartMethod, task: T, args: T::Args) -> Process<T::Output> {
+    Process::builder(task)
+        .start_method(method)
+        .spawn(args)
+        .expect("start a child")
 }
 
 /// Defines `mod fork`, `mod spawn` and `mod forkserver`, each with one `#[test]` per listed

@@ -112,6 +112,8 @@ fn executable() -> PathBuf {
 pub(crate) struct Launched {
     pub(crate) pid: i32,
     pub(crate) pidfd: OwnedFd,
+    /// The program it runs, for messages.
+    pub(crate) program: PathBuf,
     endpoint: IpcSender<Hello>,
     secret: Secret,
 }
@@ -220,6 +222,7 @@ pub(crate) fn launch(role: Role, task: Option<&str>) -> Result<Launched, SpawnEr
         Ok(endpoint) => Ok(Launched {
             pid,
             pidfd,
+            program,
             endpoint,
             secret,
         }),
@@ -244,7 +247,7 @@ fn read_line(pipe: OwnedFd, deadline: Instant) -> std::io::Result<Option<String>
     let mut line = Vec::new();
     let mut buf = [0u8; 512];
     loop {
-        if sys::wait_readable(&[file.as_fd()], Some(deadline))?.is_none() {
+        if !sys::wait_readable(file.as_fd(), Some(deadline))? {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
                 format!("the child was not ready after {HANDSHAKE_TIMEOUT:?}"),

@@ -33,8 +33,8 @@ pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let (reports_tx, reports) =
         crate::wire::channel().map_err(|e| SpawnError::os("create a channel", e))?;
-    let parent_pid = std::process::id() as i32;
-    let daemon = identity.daemon;
+    // Only a daemon checks that its parent is still there.
+    let parent_pid = identity.daemon.then(|| std::process::id() as i32);
     // The child reads the arguments' spills it inherits: holds on them for it.
     let child_holds = match &work {
         Work::Encoded { payload, .. } => attach::hold_for_child(&payload.shared),
@@ -71,7 +71,7 @@ pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
         }
         Ok(Forked::Child) => {
             drop(reports);
-            if daemon {
+            if let Some(parent_pid) = parent_pid {
                 let _ = sys::set_parent_death_signal(libc::SIGKILL);
                 if sys::getppid() != parent_pid {
                     sys::exit_now(EXIT_FAILURE);

@@ -75,6 +75,8 @@ pub(crate) enum Reply {
 struct Server {
     owner: u32,
     pidfd: OwnedFd,
+    /// The program the server runs, whose tasks it can start.
+    program: std::path::PathBuf,
     requests: IpcSender<Request>,
     replies: IpcReceiver<Reply>,
 }
@@ -88,14 +90,14 @@ const REPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
     let me = std::process::id();
     let mut slot = SERVER.lock().unwrap_or_else(PoisonError::into_inner);
-    if !is_alive(&slot) {
+    if !is_alive(&slot, me) {
         // Started by the spawner thread: the server's clones are children of the thread that
         // started it, and their parent-death signal must follow a thread that never ends. The
         // lock is not held meanwhile: the spawner thread may be forking, and a fork takes it.
         drop(slot);
         let launched = super::on_spawner(launch)??;
         slot = SERVER.lock().unwrap_or_else(PoisonError::into_inner);
-        if is_alive(&slot) {
+        if is_alive(&slot, me) {
             // Another thread started one meanwhile.
             stop(launched);
         } else {
@@ -148,7 +150,7 @@ pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
             reap(pid);
             Err(SpawnError::NotRegistered {
                 name: task,
-                executable: "the fork server's executable".to_owned(),
+                executable: server.program.display().to_string(),
             })
         }
         Reply::Ambiguous(pid) => {
@@ -171,6 +173,7 @@ fn reap(pid: i32) {
 
 fn launch() -> Result<Server, SpawnError> {
     let launched = bootstrap::launch(Role::ForkServer, None)?;
+    let program = launched.program.clone();
     let (requests, server_requests) =
         ipc::channel().map_err(|e| SpawnError::os("create a channel", e))?;
     let (server_replies, replies) =
@@ -182,6 +185,7 @@ fn launch() -> Result<Server, SpawnError> {
     Ok(Server {
         owner: std::process::id(),
         pidfd,
+        program,
         requests,
         replies,
     })
@@ -195,11 +199,10 @@ pub(crate) fn shutdown() {
     }
 }
 
-/// Whether `slot` holds a running server of this process.
-fn is_alive(slot: &Option<Server>) -> bool {
+/// Whether `slot` holds a running server of this process, whose pid is `me`.
+fn is_alive(slot: &Option<Server>, me: u32) -> bool {
     slot.as_ref().is_some_and(|server| {
-        server.owner == std::process::id()
-            && !sys::has_ended(std::os::fd::AsFd::as_fd(&server.pidfd))
+        server.owner == me && !sys::has_ended(std::os::fd::AsFd::as_fd(&server.pidfd))
     })
 }
 
