@@ -125,7 +125,11 @@ pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
     let sent = server.requests.send(request);
     drop(handover);
     if let Err(error) = sent {
-        *slot = None;
+        // Killed and reaped, not only dropped: it is not in the children registry, and a
+        // dropped handle would leave it a zombie.
+        if let Some(lost_server) = slot.take() {
+            stop(lost_server);
+        }
         return Err(lost(error.to_string()));
     }
     // The server holds the only other copy of the report sender until it has forked.
@@ -133,7 +137,9 @@ pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
     let reply = match server.replies.try_recv_timeout(REPLY_TIMEOUT) {
         Ok(reply) => reply,
         Err(error) => {
-            *slot = None;
+            if let Some(lost_server) = slot.take() {
+                stop(lost_server);
+            }
             return Err(lost(error.to_string()));
         }
     };
