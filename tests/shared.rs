@@ -12,7 +12,7 @@ use std::time::Duration;
 use process_runtime::prelude::*;
 use process_runtime::{LockError, ProcessError, pipe_with_capacity};
 
-use common::{DEADLINE, wait_until};
+use common::{DEADLINE, spawn, wait_until};
 
 per_start_method!(
     four_processes_add_forty_thousand,
@@ -27,13 +27,6 @@ per_start_method!(
     nothing_is_left_in_dev_shm_or_the_temp_dir,
     a_shared_object_made_in_a_child_is_returned,
 );
-
-fn spawn<T: Task>(method: StartMethod, task: T, args: T::Args) -> Process<T::Output> {
-    Process::builder(task)
-        .start_method(method)
-        .spawn(args)
-        .expect("start a child")
-}
 
 fn pool_of_two(method: StartMethod) -> Pool {
     Pool::builder()
