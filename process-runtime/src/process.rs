@@ -101,7 +101,6 @@ impl<T: Task> Builder<T> {
             identity,
             work,
             extras: Default::default(),
-            globals: Default::default(),
         })?;
         Ok(Process::new(spawned.child, spawned.reports))
     }

@@ -298,7 +298,6 @@ fn start_worker(config: &Config) -> Result<Started, SpawnError> {
             inbox: Some(inbox_rx),
             shared: Some(progress.share()),
         },
-        globals: Default::default(),
     };
     let spawned = spawn::spawn(job)?;
     let link = Arc::new(Link {

@@ -3,19 +3,20 @@
 use super::bootstrap::{self, Body, Role};
 use super::{Job, Start, Started};
 use crate::error::SpawnError;
+use crate::globals::Snapshot;
 use crate::sys;
 use crate::task::{self, EXIT_FAILURE};
 
 /// Executes the child and hands it its task, on the calling thread (on the spawner thread for a
 /// daemon).
-pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
+pub(super) fn start(job: Job, globals: Snapshot) -> Result<Started, SpawnError> {
     // From here until the child has its end of the report channel (see `FORK_LOCK`).
     let _handover = super::FORK_LOCK
         .read()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let (reports_tx, reports) =
         crate::wire::channel().map_err(|e| SpawnError::os("create a channel", e))?;
-    let start = job.into_start(reports_tx)?;
+    let start = job.into_start(reports_tx, globals)?;
     let launched = bootstrap::launch(Role::Child, Some(&start.task))?;
     let (pid, pidfd) = launched.complete(Body::Child(Box::new(start)))?;
     Ok(Started {

@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use super::bootstrap::{self, Body, Role};
 use super::{Job, Start, Started};
 use crate::error::SpawnError;
+use crate::globals::Snapshot;
 use crate::sys::{self, Forked, ThreadRecords};
 use crate::task::{self, EXIT_FAILURE, Lookup};
 
@@ -87,7 +88,7 @@ static SERVER: Mutex<Option<Server>> = Mutex::new(None);
 const REPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Asks this process's fork server (started first if need be) to fork the child.
-pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
+pub(super) fn start(job: Job, globals: Snapshot) -> Result<Started, SpawnError> {
     let me = std::process::id();
     let mut slot = SERVER.lock().unwrap_or_else(PoisonError::into_inner);
     if !is_alive(&slot, me) {
@@ -112,7 +113,7 @@ pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
         .unwrap_or_else(PoisonError::into_inner);
     let (reports_tx, reports) =
         crate::wire::channel().map_err(|e| SpawnError::os("create a channel", e))?;
-    let start = job.into_start(reports_tx)?;
+    let start = job.into_start(reports_tx, globals)?;
     let task = start.task.clone();
     let request = Request {
         start,

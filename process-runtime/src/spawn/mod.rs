@@ -69,8 +69,6 @@ pub(crate) struct Job {
     pub(crate) work: Work,
     /// What the child gets besides its arguments.
     pub(crate) extras: Extras,
-    /// The parent's changed `process_global`s, filled in by [`spawn`].
-    pub(crate) globals: Snapshot,
 }
 
 /// What a child can be given besides its arguments, for the runtime's own long-lived children
@@ -104,18 +102,20 @@ pub(crate) struct Start {
 
 impl Job {
     /// What a child that is not a fork of this process receives: the job's encoded work, with
-    /// `reports`, the child's end of its report channel. Such a child cannot run a closure.
-    pub(crate) fn into_start(self, reports: wire::Sender) -> Result<Start, SpawnError> {
+    /// `reports`, the child's end of its report channel, and `globals`, the parent's changed
+    /// `process_global`s. Such a child cannot run a closure.
+    pub(crate) fn into_start(
+        self,
+        reports: wire::Sender,
+        globals: Snapshot,
+    ) -> Result<Start, SpawnError> {
         let Work::Encoded { task, payload } = self.work else {
             return Err(SpawnError::Bootstrap {
                 reason: "a closure can only run in a forked child".to_owned(),
             });
         };
         let Job {
-            identity,
-            extras,
-            globals,
-            ..
+            identity, extras, ..
         } = self;
         Ok(Start {
             task: task.to_owned(),
@@ -171,7 +171,7 @@ pub(crate) static FORK_LOCK: RwLock<()> = RwLock::new(());
 /// Most children are started on the calling thread. Two kinds go through the spawner thread (see
 /// the module docs): a daemon made by `fork` or `Spawn`, whose parent-death signal must follow
 /// a thread that lives as long as the process, and the fork server itself.
-pub(crate) fn spawn(mut job: Job) -> Result<Spawned, SpawnError> {
+pub(crate) fn spawn(job: Job) -> Result<Spawned, SpawnError> {
     if crate::current::is_daemon() {
         return Err(SpawnError::DaemonCannotHaveChildren);
     }
@@ -182,13 +182,16 @@ pub(crate) fn spawn(mut job: Job) -> Result<Spawned, SpawnError> {
     children::install_exit_handler();
     let (name, daemon) = (job.identity.name.clone(), job.identity.daemon);
     // A forked child has the values already; any other needs them sent, as they are now.
-    job.globals = match job.method {
+    // Taken here, on the calling thread, which may be inside a global's update (`GlobalBusy`).
+    let globals = match job.method {
         StartMethod::Fork => Snapshot::default(),
         StartMethod::Spawn | StartMethod::ForkServer => crate::globals::snapshot()?,
     };
     let started = match job.method {
-        StartMethod::Fork | StartMethod::Spawn if daemon => on_spawner(move || start(job))??,
-        _ => start(job)?,
+        StartMethod::Fork | StartMethod::Spawn if daemon => {
+            on_spawner(move || start(job, globals))??
+        }
+        _ => start(job, globals)?,
     };
     let child = Child::new(started.pid, started.pidfd, name, daemon);
     children::register(Arc::clone(&child));
@@ -255,10 +258,10 @@ fn spawner() -> Result<mpsc::Sender<Errand>, SpawnError> {
     Ok(sender)
 }
 
-fn start(job: Job) -> Result<Started, SpawnError> {
+fn start(job: Job, globals: Snapshot) -> Result<Started, SpawnError> {
     match job.method {
         StartMethod::Fork => fork::start(job),
-        StartMethod::Spawn => exec::start(job),
-        StartMethod::ForkServer => forkserver::start(job),
+        StartMethod::Spawn => exec::start(job, globals),
+        StartMethod::ForkServer => forkserver::start(job, globals),
     }
 }
