@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use process_runtime::prelude::*;
-use process_runtime::{PoolError, TaskError};
+use process_runtime::{AsyncResult, PoolError, TaskError};
 use serde::{Deserialize, Serialize, Serializer};
 
 use common::wait_until;
@@ -39,6 +39,16 @@ per_start_method!(
     a_map_not_ready_keeps_what_it_has_for_the_next_get,
     a_result_whose_deserialize_panics_fails_the_map_not_the_pool,
 );
+
+/// The indexes of the outcomes that are failures: a test that expects one item to fail checks
+/// that it did, not only that no other did.
+fn failed_indexes<T>(outcomes: &[Result<T, TaskError>]) -> Vec<usize> {
+    outcomes
+        .iter()
+        .enumerate()
+        .filter_map(|(index, outcome)| outcome.is_err().then_some(index))
+        .collect()
+}
 
 fn pool(method: StartMethod, processes: usize) -> Pool {
     Pool::builder()
@@ -154,6 +164,8 @@ fn a_panic_fails_its_task_alone(method: StartMethod) {
         .imap(panic_on, (0..20).map(|x| (x, 7)))
         .unwrap()
         .collect();
+    assert_eq!(outcomes.len(), 20);
+    assert_eq!(failed_indexes(&outcomes), [7]);
     for (x, outcome) in outcomes.iter().enumerate() {
         match outcome {
             Ok((got, _)) => assert_eq!(*got, x as u64),
@@ -193,6 +205,7 @@ fn a_worker_killing_itself_fails_exactly_that_item(method: StartMethod) {
         .unwrap()
         .collect();
     assert_eq!(outcomes.len(), 1_000);
+    assert_eq!(failed_indexes(&outcomes), [500]);
     for (x, outcome) in outcomes.into_iter().enumerate() {
         match outcome {
             Ok(got) => assert_eq!(got, x as u64),
@@ -492,6 +505,8 @@ fn unpick(value: Picky) -> u64 {
 fn an_argument_that_does_not_encode_fails_that_item(method: StartMethod) {
     let pool = pool(method, 2);
     let outcomes: Vec<_> = pool.imap(unpick, (0..6).map(Picky)).unwrap().collect();
+    assert_eq!(outcomes.len(), 6);
+    assert_eq!(failed_indexes(&outcomes), [3]);
     for (i, outcome) in outcomes.into_iter().enumerate() {
         match outcome {
             Ok(value) => assert_eq!(value, i as u64),
@@ -611,8 +626,10 @@ fn a_worker_dying_on_a_large_item_fails_only_that_item(method: StartMethod) {
         .iter()
         .map(|bytes| pool.apply_async(reverse_or_die, bytes.clone()).unwrap())
         .collect();
-    for (seed, (result, input)) in pending.into_iter().zip(&inputs).enumerate() {
-        match result.get() {
+    let outcomes: Vec<_> = pending.into_iter().map(AsyncResult::get).collect();
+    assert_eq!(failed_indexes(&outcomes), [5]);
+    for (seed, (outcome, input)) in outcomes.into_iter().zip(&inputs).enumerate() {
+        match outcome {
             Ok(back) => assert!(back.iter().rev().eq(input.iter()), "item {seed} changed"),
             Err(TaskError::WorkerDied { .. }) => assert_eq!(seed, 5),
             Err(other) => panic!("item {seed}: {other}"),
