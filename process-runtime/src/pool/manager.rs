@@ -554,8 +554,9 @@ impl Worker {
         })
     }
 
-    fn accepts_work(&self) -> bool {
-        !self.stopping && !self.killed_for_timeout
+    /// Whether it may be sent another batch.
+    fn has_room(&self) -> bool {
+        !self.stopping && !self.killed_for_timeout && self.batches.len() < MAX_BATCHES_IN_FLIGHT
     }
 
     /// How many more units this worker may be given under `max_tasks_per_child`.
@@ -606,20 +607,21 @@ impl State {
             return links;
         }
         let window = self.window();
-        // Least loaded first, so that with a window of one every idle worker gets a unit.
-        let mut order: Vec<usize> = (0..self.workers.len()).collect();
+        // Only the workers with room, least loaded first, so that with a window of one every
+        // idle worker gets a unit. Two batches in flight keep a worker busy: while it runs one,
+        // the next is already in its socket. Work that comes meanwhile waits in the queue and
+        // goes out as one batch when results come back, instead of one message per task. When
+        // every worker has its two (a caller submitting faster than they run), nothing is
+        // collected: no allocation on that path.
+        let mut order: Vec<usize> = (0..self.workers.len())
+            .filter(|&i| self.workers[i].has_room())
+            .collect();
         order.sort_by_key(|&i| self.workers[i].in_flight_items);
         for i in order {
             if self.queue.is_empty() {
                 break;
             }
             let worker = &mut self.workers[i];
-            // Two batches in flight keep a worker busy: while it runs one, the next is already
-            // in its socket. Work that comes meanwhile waits in the queue and goes out as one
-            // batch when results come back, instead of one message per task.
-            if !worker.accepts_work() || worker.batches.len() >= MAX_BATCHES_IN_FLIGHT {
-                continue;
-            }
             let mut units = Vec::new();
             let mut items = worker.in_flight_items;
             while let Some(front) = self.queue.front() {
