@@ -307,18 +307,21 @@ impl Outbox {
         if self.parts.is_empty() {
             return;
         }
+        // Each part ends where the next starts. Its offsets and counts are moved into the
+        // message, not copied: the parts are cleared once it is sent.
         let mut parts = Vec::with_capacity(self.parts.len());
-        for (i, part) in self.parts.iter().enumerate() {
+        for i in 0..self.parts.len() {
             let end = self
                 .parts
                 .get(i + 1)
                 .map_or(self.reports.len(), |next| next.start);
+            let part = &mut self.parts[i];
             parts.push(Part {
                 unit: part.unit,
                 first: part.first,
-                ends: Offsets(part.ends.clone()),
+                ends: Offsets(std::mem::take(&mut part.ends)),
                 reports: &self.reports[part.start..end],
-                shared: part.shared.clone(),
+                shared: std::mem::take(&mut part.shared),
             });
         }
         send(
