@@ -24,12 +24,12 @@ use std::time::{Duration, Instant};
 
 use ipc_channel::ipc::{self, IpcReceiverSet, IpcSelectionResult, IpcSender};
 
-use super::result::{Delivery, Reports, Sink};
+use super::result::{Delivery, Sink};
 use super::worker::{
-    self, FromWorker, Progress, State as Running, ToWorker, UnitMsg, WorkerConfig,
+    self, FromWorker, Items, Progress, State as Running, ToWorker, UnitMsg, WorkerConfig,
 };
 use crate::StartMethod;
-use crate::attach::{self, Attachments, Nested, Payload};
+use crate::attach::{self, Nested, Payload};
 use crate::children::Child;
 use crate::codec::{self, EncodeError};
 use crate::current;
@@ -55,83 +55,6 @@ pub(crate) struct Config {
     pub(crate) initializer: Option<(String, Nested)>,
     pub(crate) max_tasks: Option<u64>,
     pub(crate) task_timeout: Option<Duration>,
-}
-
-/// The encoded `(task, args)` of consecutive items, one after the other in one buffer.
-#[derive(Debug, Default)]
-pub(crate) struct Items {
-    bytes: Vec<u8>,
-    ends: Vec<u32>,
-    /// The shared memory segments of all items, in item order.
-    shared: Attachments,
-    /// How many segments each item has; empty while no item has any.
-    shared_counts: Vec<u32>,
-}
-
-impl Items {
-    /// Encodes one more item, the call `(task, args)`. On failure nothing is added.
-    pub(crate) fn push<T: crate::Task>(
-        &mut self,
-        task: &T,
-        args: &T::Args,
-    ) -> Result<(), EncodeError> {
-        self.push_with(|out| crate::task::encode_call(task, args, out))
-    }
-
-    /// Encodes one more item with `encode`. On failure nothing is added.
-    fn push_with(
-        &mut self,
-        encode: impl FnOnce(&mut Vec<u8>) -> Result<(), EncodeError>,
-    ) -> Result<(), EncodeError> {
-        let start = self.bytes.len();
-        let attached = self.shared.len();
-        let bytes = &mut self.bytes;
-        if let Err(error) = attach::collecting_into(&mut self.shared, || encode(bytes)) {
-            self.bytes.truncate(start);
-            self.shared.truncate(attached);
-            return Err(error);
-        }
-        let added = self.shared.len() - attached;
-        // Counts are kept only once some item has segments: zero for the items before it.
-        if added > 0 || !self.shared_counts.is_empty() {
-            self.shared_counts.resize(self.ends.len(), 0);
-            self.shared_counts.push(added as u32);
-        }
-        self.ends.push(self.bytes.len() as u32);
-        Ok(())
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.ends.is_empty()
-    }
-
-    /// A copy of items `range`.
-    fn slice(&self, range: std::ops::Range<usize>) -> Items {
-        let start = if range.start == 0 {
-            0
-        } else {
-            self.ends[range.start - 1]
-        };
-        let end = self.ends[range.end - 1];
-        let (shared, shared_counts) = if self.shared_counts.is_empty() {
-            (Vec::new(), Vec::new())
-        } else {
-            let skip: u32 = self.shared_counts[..range.start].iter().sum();
-            let take: u32 = self.shared_counts[range.clone()].iter().sum();
-            let shared = self.shared[skip as usize..(skip + take) as usize].to_vec();
-            (shared, self.shared_counts[range.clone()].to_vec())
-        };
-        Items {
-            bytes: self.bytes[start as usize..end as usize].to_vec(),
-            ends: self.ends[range].iter().map(|end| end - start).collect(),
-            shared,
-            shared_counts,
-        }
-    }
 }
 
 /// What a caller submits: one unit of work.
@@ -691,7 +614,7 @@ impl State {
                 for part in parts {
                     let len = part.ends.len();
                     let attached: u32 = part.shared.iter().sum();
-                    let reports = Reports {
+                    let reports = Items {
                         bytes: crate::wire::copy_to_vec(part.reports),
                         ends: part.ends.0,
                         shared: shared.by_ref().take(attached as usize).collect(),
@@ -881,7 +804,7 @@ impl Worker {
         &mut self,
         id: u64,
         first: usize,
-        reports: Reports,
+        reports: Items,
         to_deliver: &mut Vec<(Arc<dyn Sink>, usize, Delivery)>,
     ) -> bool {
         let Some(unit) = self.in_flight.front_mut() else {
@@ -975,55 +898,5 @@ fn describe(status: Option<ExitStatus>) -> String {
             )
         }
         None => "ended, how is unknown".to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_slice_of_items_keeps_their_bytes_and_segments() {
-        let mut items = Items::default();
-        for value in [10_u64, 2000, 3] {
-            items
-                .push_with(|out| codec::encode_into(&value, out))
-                .unwrap();
-        }
-        let middle = items.slice(1..3);
-        assert_eq!(middle.len(), 2);
-        let second: u64 =
-            codec::decode(worker::item(&middle.bytes, &middle.ends, 0).unwrap()).unwrap();
-        let third: u64 =
-            codec::decode(worker::item(&middle.bytes, &middle.ends, 1).unwrap()).unwrap();
-        assert_eq!((second, third), (2000, 3));
-        assert!(middle.shared.is_empty() && middle.shared_counts.is_empty());
-    }
-
-    #[test]
-    fn segments_are_counted_per_item_from_the_first_item_that_has_any() {
-        let mut items = Items::default();
-        let value = crate::Value::new(2_u64).unwrap();
-        items
-            .push_with(|out| codec::encode_into(&1_u64, out))
-            .unwrap();
-        items
-            .push_with(|out| codec::encode_into(&value, out))
-            .unwrap();
-        items
-            .push_with(|out| codec::encode_into(&3_u64, out))
-            .unwrap();
-        assert_eq!(items.shared_counts, [0, 1, 0]);
-        assert_eq!(items.shared.len(), 1);
-        let middle = items.slice(1..2);
-        assert_eq!(
-            (middle.shared.len(), middle.shared_counts.as_slice()),
-            (1, &[1][..])
-        );
-        let tail = items.slice(2..3);
-        assert_eq!(
-            (tail.shared.len(), tail.shared_counts.as_slice()),
-            (0, &[0][..])
-        );
     }
 }

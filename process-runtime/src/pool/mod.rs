@@ -13,8 +13,9 @@ use std::time::Duration;
 
 pub use result::{AsyncResult, MapResult};
 
-use manager::{Config, Items, Request, Shared};
+use manager::{Config, Request, Shared};
 use result::{Collector, Delivery, Sink, Slot};
+use worker::Items;
 
 use crate::StartMethod;
 use crate::attach::{self, Nested};

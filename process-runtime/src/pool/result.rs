@@ -12,40 +12,23 @@ use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 
-use super::worker::{item, item_shared};
+use super::worker::Items;
 use crate::attach::Attachments;
 use crate::error::TaskError;
 use crate::task::Report;
 
-/// The encoded reports of a run of consecutive items.
-#[derive(Debug)]
-pub(crate) struct Reports {
-    pub(crate) bytes: Vec<u8>,
-    /// The end offset of each report in `bytes`.
-    pub(crate) ends: Vec<u32>,
-    /// The shared memory the reports refer to, in item order.
-    pub(crate) shared: Attachments,
-    /// How many of `shared` each report has; empty when none has any.
-    pub(crate) shared_counts: Vec<u32>,
-}
-
-impl Reports {
-    fn len(&self) -> usize {
-        self.ends.len()
-    }
-
+/// A delivered run of reports, as [`Items`] whose encoded values are the items' reports.
+impl Items {
+    /// Decodes the report of item `index` into its value or its failure.
     fn decode<R: DeserializeOwned + 'static>(&self, index: usize) -> Result<R, TaskError> {
-        decode(
-            item(&self.bytes, &self.ends, index).unwrap_or_default(),
-            item_shared(&self.shared, &self.shared_counts, index),
-        )
+        decode(self.get(index).unwrap_or_default(), self.shared_of(index))
     }
 }
 
 /// What the pool delivers: the reports of items `first..first + n`, or why item `first` has none.
 #[derive(Debug)]
 pub(crate) enum Delivery {
-    Reports(Reports),
+    Reports(Items),
     Failed(TaskError),
 }
 
@@ -266,9 +249,7 @@ impl<R> AsyncResult<R> {
         lock(&self.slot.outcome)
             .as_ref()
             .map(|delivery| match delivery {
-                Delivery::Reports(reports) => {
-                    item(&reports.bytes, &reports.ends, 0).is_some_and(crate::task::is_returned)
-                }
+                Delivery::Reports(reports) => reports.get(0).is_some_and(crate::task::is_returned),
                 Delivery::Failed(_) => false,
             })
     }

@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 use ipc_channel::ipc::IpcSharedMemory;
 use serde::{Deserialize, Serialize};
 
-use crate::attach::{Attachment, Attachments, Nested, Payload};
+use crate::attach::{self, Attachments, Nested, Payload};
 use crate::child;
-use crate::codec;
+use crate::codec::{self, EncodeError};
 use crate::shared::SharedError;
 use crate::shared::segment::{Header, Segment};
 use crate::task::{self, Report, encode_report_into};
@@ -112,19 +112,116 @@ fn as_bytes<S: serde::Serializer>(bytes: &&[u8], serializer: S) -> Result<S::Ok,
     serializer.serialize_bytes(bytes)
 }
 
-/// The attachments of item `index`, when each item has `counts[i]` of `shared` (no counts: no
-/// item has any).
-pub(crate) fn item_shared(shared: &[Attachment], counts: &[u32], index: usize) -> Attachments {
-    if counts.is_empty() {
-        return Vec::new();
+/// Encoded values of consecutive items, one after the other in one buffer: their calls
+/// `(task, args)` on the pool's side of a unit, or their reports once they are back.
+#[derive(Debug, Default)]
+pub(crate) struct Items {
+    pub(crate) bytes: Vec<u8>,
+    /// The end offset of each item in `bytes`.
+    pub(crate) ends: Vec<u32>,
+    /// The shared memory segments of all items, in item order.
+    pub(crate) shared: Attachments,
+    /// How many of `shared` each item has; empty while no item has any.
+    pub(crate) shared_counts: Vec<u32>,
+}
+
+impl Items {
+    /// Encodes one more item, the call `(task, args)`. On failure nothing is added.
+    pub(crate) fn push<T: crate::Task>(
+        &mut self,
+        task: &T,
+        args: &T::Args,
+    ) -> Result<(), EncodeError> {
+        self.push_with(|out| task::encode_call(task, args, out))
     }
-    let skip: usize = counts.iter().take(index).map(|&n| n as usize).sum();
-    let take = counts.get(index).copied().unwrap_or(0) as usize;
-    shared.iter().skip(skip).take(take).cloned().collect()
+
+    /// Encodes one more item with `encode`. On failure nothing is added.
+    fn push_with(
+        &mut self,
+        encode: impl FnOnce(&mut Vec<u8>) -> Result<(), EncodeError>,
+    ) -> Result<(), EncodeError> {
+        let start = self.bytes.len();
+        let attached = self.shared.len();
+        let bytes = &mut self.bytes;
+        if let Err(error) = attach::collecting_into(&mut self.shared, || encode(bytes)) {
+            self.bytes.truncate(start);
+            self.shared.truncate(attached);
+            return Err(error);
+        }
+        count_shared(
+            &mut self.shared_counts,
+            self.ends.len(),
+            self.shared.len() - attached,
+        );
+        self.ends.push(self.bytes.len() as u32);
+        Ok(())
+    }
+
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The encoded item `index`.
+    #[inline]
+    pub(crate) fn get(&self, index: usize) -> Option<&[u8]> {
+        item(&self.bytes, &self.ends, index)
+    }
+
+    /// The attachments of item `index`.
+    #[inline]
+    pub(crate) fn shared_of(&self, index: usize) -> Attachments {
+        if self.shared_counts.is_empty() {
+            return Vec::new();
+        }
+        let counts = &self.shared_counts;
+        let skip: usize = counts.iter().take(index).map(|&n| n as usize).sum();
+        let take = counts.get(index).copied().unwrap_or(0) as usize;
+        self.shared.iter().skip(skip).take(take).cloned().collect()
+    }
+
+    /// A copy of items `range`.
+    pub(crate) fn slice(&self, range: std::ops::Range<usize>) -> Items {
+        let start = if range.start == 0 {
+            0
+        } else {
+            self.ends[range.start - 1]
+        };
+        let end = self.ends[range.end - 1];
+        let (shared, shared_counts) = if self.shared_counts.is_empty() {
+            (Vec::new(), Vec::new())
+        } else {
+            let skip: u32 = self.shared_counts[..range.start].iter().sum();
+            let take: u32 = self.shared_counts[range.clone()].iter().sum();
+            let shared = self.shared[skip as usize..(skip + take) as usize].to_vec();
+            (shared, self.shared_counts[range.clone()].to_vec())
+        };
+        Items {
+            bytes: self.bytes[start as usize..end as usize].to_vec(),
+            ends: self.ends[range].iter().map(|end| end - start).collect(),
+            shared,
+            shared_counts,
+        }
+    }
+}
+
+/// Records that the item after the first `before` has `added` attachments, in per-item `counts`
+/// that are kept only once some item has any (zero for the items before it).
+#[inline]
+fn count_shared(counts: &mut Vec<u32>, before: usize, added: usize) {
+    if added > 0 || !counts.is_empty() {
+        counts.resize(before, 0);
+        counts.push(added as u32);
+    }
 }
 
 /// The item `index` of a buffer of items ending at `ends`.
-pub(crate) fn item<'a>(buffer: &'a [u8], ends: &[u32], index: usize) -> Option<&'a [u8]> {
+#[inline]
+fn item<'a>(buffer: &'a [u8], ends: &[u32], index: usize) -> Option<&'a [u8]> {
     let start = if index == 0 {
         0
     } else {
@@ -287,12 +384,12 @@ impl Outbox {
         let attached = self.shared.len();
         run(&mut self.reports, &mut self.shared);
         self.oldest.get_or_insert_with(coarse_nanos);
-        let added = (self.shared.len() - attached) as u32;
         let part = self.parts.last_mut().expect("pushed above");
-        if added > 0 || !part.shared.is_empty() {
-            part.shared.resize(part.ends.len(), 0);
-            part.shared.push(added);
-        }
+        count_shared(
+            &mut part.shared,
+            part.ends.len(),
+            self.shared.len() - attached,
+        );
         part.ends.push((self.reports.len() - part.start) as u32);
     }
 
@@ -512,5 +609,48 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_slice_of_items_keeps_their_bytes_and_segments() {
+        let mut items = Items::default();
+        for value in [10_u64, 2000, 3] {
+            items
+                .push_with(|out| codec::encode_into(&value, out))
+                .unwrap();
+        }
+        let middle = items.slice(1..3);
+        assert_eq!(middle.len(), 2);
+        let second: u64 = codec::decode(middle.get(0).unwrap()).unwrap();
+        let third: u64 = codec::decode(middle.get(1).unwrap()).unwrap();
+        assert_eq!((second, third), (2000, 3));
+        assert!(middle.shared.is_empty() && middle.shared_counts.is_empty());
+    }
+
+    #[test]
+    fn segments_are_counted_per_item_from_the_first_item_that_has_any() {
+        let mut items = Items::default();
+        let value = crate::Value::new(2_u64).unwrap();
+        items
+            .push_with(|out| codec::encode_into(&1_u64, out))
+            .unwrap();
+        items
+            .push_with(|out| codec::encode_into(&value, out))
+            .unwrap();
+        items
+            .push_with(|out| codec::encode_into(&3_u64, out))
+            .unwrap();
+        assert_eq!(items.shared_counts, [0, 1, 0]);
+        assert_eq!(items.shared.len(), 1);
+        let middle = items.slice(1..2);
+        assert_eq!(
+            (middle.shared.len(), middle.shared_counts.as_slice()),
+            (1, &[1][..])
+        );
+        let tail = items.slice(2..3);
+        assert_eq!(
+            (tail.shared.len(), tail.shared_counts.as_slice()),
+            (0, &[0][..])
+        );
     }
 }
