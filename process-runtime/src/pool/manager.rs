@@ -18,6 +18,7 @@
 //! cause, the items it held and had not reported go back to the front of the queue, and a
 //! replacement is started.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -36,7 +37,7 @@ use crate::current;
 use crate::error::{PoolError, SpawnError, TaskError};
 use crate::spawn::{self, Extras, Job, Work};
 use crate::sys::ExitStatus;
-use crate::wire::{self, Bytes, Offsets};
+use crate::wire::{self, Bytes};
 
 /// The most items a worker holds at once.
 const MAX_WINDOW: usize = 4096;
@@ -616,7 +617,7 @@ impl State {
                     let attached: u32 = part.shared.iter().sum();
                     let reports = Items {
                         bytes: crate::wire::copy_to_vec(part.reports),
-                        ends: part.ends.0,
+                        ends: part.ends,
                         shared: shared.by_ref().take(attached as usize).collect(),
                         shared_counts: part.shared,
                     };
@@ -853,9 +854,9 @@ fn encode_batch(units: &[Unit]) -> Result<Payload, EncodeError> {
         messages.push(UnitMsg {
             id: unit.id,
             task,
-            ends: Offsets(unit.items.ends.clone()),
+            ends: Cow::Borrowed(&unit.items.ends),
             items: &unit.items.bytes,
-            shared: unit.items.shared_counts.clone(),
+            shared: Cow::Borrowed(&unit.items.shared_counts),
         });
     }
     let mut bytes = Vec::new();

@@ -17,6 +17,7 @@
 //! tells the pool exactly which item it was running: that item fails, and the others the worker
 //! held go to another worker.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -68,14 +69,15 @@ pub(crate) struct UnitMsg<'a> {
     pub(crate) id: u64,
     /// The index of the task's name in the batch's names.
     pub(crate) task: u32,
-    /// The end offset of each item in `items`.
-    pub(crate) ends: Offsets,
+    /// The end offset of each item in `items`. Borrowed from the pool's unit when sent: the
+    /// pool keeps the unit until its results are back.
+    pub(crate) ends: Cow<'a, Offsets>,
     /// The encoded `(task, args)` of each item, one after the other.
     #[serde(borrow, serialize_with = "as_bytes")]
     pub(crate) items: &'a [u8],
     /// How many of the batch's shared memory segments belong to each item (they come in item
     /// order); empty when no item has any.
-    pub(crate) shared: Vec<u32>,
+    pub(crate) shared: Cow<'a, [u32]>,
 }
 
 /// From a worker to the pool.
@@ -118,7 +120,7 @@ fn as_bytes<S: serde::Serializer>(bytes: &&[u8], serializer: S) -> Result<S::Ok,
 pub(crate) struct Items {
     pub(crate) bytes: Vec<u8>,
     /// The end offset of each item in `bytes`.
-    pub(crate) ends: Vec<u32>,
+    pub(crate) ends: Offsets,
     /// The shared memory segments of all items, in item order.
     pub(crate) shared: Attachments,
     /// How many of `shared` each item has; empty while no item has any.
@@ -153,7 +155,7 @@ impl Items {
             self.ends.len(),
             self.shared.len() - attached,
         );
-        self.ends.push(self.bytes.len() as u32);
+        self.ends.0.push(self.bytes.len() as u32);
         Ok(())
     }
 
@@ -202,7 +204,7 @@ impl Items {
         };
         Items {
             bytes: self.bytes[start as usize..end as usize].to_vec(),
-            ends: self.ends[range].iter().map(|end| end - start).collect(),
+            ends: Offsets(self.ends[range].iter().map(|end| end - start).collect()),
             shared,
             shared_counts,
         }
