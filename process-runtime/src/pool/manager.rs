@@ -89,6 +89,11 @@ impl Unit {
                 .deliver(self.first + index, Delivery::Failed(error.clone()));
         }
     }
+
+    /// Fails the items not yet reported with `error`.
+    fn fail_rest(&self, error: &TaskError) {
+        self.fail(self.reported..self.items.len(), error);
+    }
 }
 
 /// The sending side of a worker's inbox, with the batches waiting to be sent on it.
@@ -304,7 +309,7 @@ impl Shared {
                 }
                 let unit = state.new_unit(task, items, sink, first);
                 if let Some(error) = &state.broken {
-                    unit.fail(0..unit.items.len(), error);
+                    unit.fail_rest(error);
                     continue;
                 }
                 state.outstanding += unit.items.len();
@@ -330,19 +335,11 @@ impl Shared {
     pub(crate) fn terminate(&self) {
         let mut state = lock(&self.state);
         state.phase = Phase::Terminated;
-        for worker in &state.workers {
-            let _ = worker.child.signal(libc::SIGKILL);
-        }
-        let mut failed: Vec<Unit> = state.queue.drain(..).collect();
-        for worker in &mut state.workers {
-            failed.extend(worker.in_flight.drain(..));
-            worker.batches.clear();
-            worker.in_flight_items = 0;
-        }
+        let failed = state.withdraw_all();
         state.outstanding = 0;
         drop(state);
         for unit in failed {
-            unit.fail(unit.reported..unit.items.len(), &TaskError::Terminated);
+            unit.fail_rest(&TaskError::Terminated);
         }
         self.wake();
     }
@@ -578,7 +575,7 @@ impl State {
                     let error = TaskError::Encode(error.to_string());
                     for unit in units {
                         self.outstanding -= unit.left();
-                        unit.fail(unit.reported..unit.items.len(), &error);
+                        unit.fail_rest(&error);
                     }
                 }
             }
@@ -700,7 +697,7 @@ impl State {
         }
         if self.phase == Phase::Terminated {
             for unit in std::mem::take(&mut self.queue) {
-                unit.fail(unit.reported..unit.items.len(), &TaskError::Terminated);
+                unit.fail_rest(&TaskError::Terminated);
             }
             self.outstanding = 0;
         }
@@ -720,17 +717,23 @@ impl State {
     /// Fails everything and refuses what comes: the pool cannot run tasks.
     fn break_pool(&mut self, error: TaskError) {
         self.broken = Some(error.clone());
-        let mut failed: Vec<Unit> = self.queue.drain(..).collect();
+        for unit in self.withdraw_all() {
+            self.outstanding -= unit.left();
+            unit.fail_rest(&error);
+        }
+    }
+
+    /// Kills every worker and takes back every unit not finished: the queued ones and the ones
+    /// the workers hold.
+    fn withdraw_all(&mut self) -> Vec<Unit> {
+        let mut units: Vec<Unit> = self.queue.drain(..).collect();
         for worker in &mut self.workers {
-            failed.extend(worker.in_flight.drain(..));
+            let _ = worker.child.signal(libc::SIGKILL);
+            units.extend(worker.in_flight.drain(..));
             worker.batches.clear();
             worker.in_flight_items = 0;
-            let _ = worker.child.signal(libc::SIGKILL);
         }
-        for unit in failed {
-            self.outstanding -= unit.left();
-            unit.fail(unit.reported..unit.items.len(), &error);
-        }
+        units
     }
 
     /// Kills workers whose current item has run longer than the task timeout.
