@@ -38,6 +38,7 @@ per_start_method!(
     a_worker_dying_on_a_large_item_fails_only_that_item,
     a_map_not_ready_keeps_what_it_has_for_the_next_get,
     a_result_whose_deserialize_panics_fails_the_map_not_the_pool,
+    shared_objects_in_some_results_come_back_to_their_items,
 );
 
 /// The indexes of the outcomes that are failures: a test that expects one item to fail checks
@@ -696,4 +697,43 @@ fn a_result_whose_deserialize_panics_fails_the_map_not_the_pool(method: StartMet
     let values = pool.map(fragile, 20..30).unwrap();
     assert_eq!(values.iter().map(|f| f.0).sum::<u64>(), (20..30).sum());
     assert_eq!(pool.map(double, 0..100).unwrap().len(), 100);
+}
+
+/// Every seventh item returns a shared object, made in the worker, that holds its number.
+#[process_task]
+fn value_on_sevens(x: u64) -> (u64, Option<Value<u64>>) {
+    (x, (x % 7 == 0).then(|| Value::new(x * 10).unwrap()))
+}
+
+fn shared_objects_in_some_results_come_back_to_their_items(method: StartMethod) {
+    // The results of a run travel together, with the segments of the few items that have any
+    // beside them: each must reach its own item, in a map (decoded as runs arrive), in imap
+    // (item by item) and across the units of one batch.
+    let pool = Pool::builder()
+        .processes(2)
+        .chunksize(16)
+        .start_method(method)
+        .build()
+        .unwrap();
+    let check = |x: u64, value: Option<Value<u64>>| match value {
+        Some(value) => {
+            assert_eq!(x % 7, 0, "item {x} got a value");
+            assert_eq!(value.get(), x * 10, "item {x} got another item's value");
+        }
+        None => assert_ne!(x % 7, 0, "item {x} lost its value"),
+    };
+    let mapped = pool.map(value_on_sevens, 0..500).unwrap();
+    assert_eq!(mapped.len(), 500);
+    for (i, (x, value)) in mapped.into_iter().enumerate() {
+        assert_eq!(x, i as u64);
+        check(x, value);
+    }
+    let mut seen = 0;
+    for (i, outcome) in pool.imap(value_on_sevens, 0..200).unwrap().enumerate() {
+        let (x, value) = outcome.unwrap();
+        assert_eq!(x, i as u64);
+        check(x, value);
+        seen += 1;
+    }
+    assert_eq!(seen, 200);
 }

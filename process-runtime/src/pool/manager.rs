@@ -611,12 +611,12 @@ impl State {
                 worker.finished_any = true;
                 for part in parts {
                     let len = part.ends.len();
-                    let attached: u32 = part.shared.iter().sum();
+                    let attached = part.shared.last().copied().unwrap_or(0);
                     let reports = Items {
                         bytes: crate::wire::copy_to_vec(part.reports),
                         ends: part.ends,
                         shared: shared.by_ref().take(attached as usize).collect(),
-                        shared_counts: part.shared,
+                        shared_ends: part.shared,
                     };
                     if !worker.deliver(
                         part.unit,
@@ -859,7 +859,7 @@ fn encode_batch(units: &[Unit]) -> Result<Payload, EncodeError> {
             task,
             ends: Cow::Borrowed(&unit.items.ends),
             items: &unit.items.bytes,
-            shared: Cow::Borrowed(&unit.items.shared_counts),
+            shared: Cow::Borrowed(&unit.items.shared_ends),
         });
     }
     let mut bytes = Vec::new();

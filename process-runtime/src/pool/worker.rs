@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use ipc_channel::ipc::IpcSharedMemory;
 use serde::{Deserialize, Serialize};
 
-use crate::attach::{self, Attachments, Nested, Payload};
+use crate::attach::{self, Attachment, Attachments, Nested, Payload};
 use crate::child;
 use crate::codec::{self, EncodeError};
 use crate::shared::SharedError;
@@ -75,8 +75,8 @@ pub(crate) struct UnitMsg<'a> {
     /// The encoded `(task, args)` of each item, one after the other.
     #[serde(borrow, serialize_with = "as_bytes")]
     pub(crate) items: &'a [u8],
-    /// How many of the batch's shared memory segments belong to each item (they come in item
-    /// order); empty when no item has any.
+    /// The end of each item's shared memory segments among the unit's, which come after the
+    /// previous units' in the batch's, in item order; empty when no item has any.
     pub(crate) shared: Cow<'a, [u32]>,
 }
 
@@ -102,8 +102,9 @@ pub(crate) struct Part<'a> {
     pub(crate) ends: Offsets,
     #[serde(borrow, serialize_with = "as_bytes")]
     pub(crate) reports: &'a [u8],
-    /// How many of the message's shared memory attachments belong to each report (they come in
-    /// part and report order); empty when no report of the part has any.
+    /// The end of each report's shared memory attachments among the part's, which come after
+    /// the previous parts' in the message's, in report order; empty when no report of the part
+    /// has any.
     pub(crate) shared: Vec<u32>,
 }
 
@@ -123,8 +124,9 @@ pub(crate) struct Items {
     pub(crate) ends: Offsets,
     /// The shared memory segments of all items, in item order.
     pub(crate) shared: Attachments,
-    /// How many of `shared` each item has; empty while no item has any.
-    pub(crate) shared_counts: Vec<u32>,
+    /// The end of each item's attachments in `shared`, as `ends` for `bytes`; empty while no
+    /// item has any.
+    pub(crate) shared_ends: Vec<u32>,
 }
 
 impl Items {
@@ -150,11 +152,7 @@ impl Items {
             self.shared.truncate(attached);
             return Err(error);
         }
-        count_shared(
-            &mut self.shared_counts,
-            self.ends.len(),
-            self.shared.len() - attached,
-        );
+        end_shared(&mut self.shared_ends, self.ends.len(), self.shared.len());
         self.ends.0.push(self.bytes.len() as u32);
         Ok(())
     }
@@ -177,59 +175,59 @@ impl Items {
     /// The attachments of item `index`.
     #[inline]
     pub(crate) fn shared_of(&self, index: usize) -> Attachments {
-        if self.shared_counts.is_empty() {
-            return Vec::new();
-        }
-        let counts = &self.shared_counts;
-        let skip: usize = counts.iter().take(index).map(|&n| n as usize).sum();
-        let take = counts.get(index).copied().unwrap_or(0) as usize;
-        self.shared.iter().skip(skip).take(take).cloned().collect()
+        span(&self.shared_ends, index)
+            .and_then(|span| self.shared.get(span))
+            .map_or_else(Vec::new, <[Attachment]>::to_vec)
     }
 
     /// A copy of items `range`.
     pub(crate) fn slice(&self, range: std::ops::Range<usize>) -> Items {
-        let start = if range.start == 0 {
-            0
-        } else {
-            self.ends[range.start - 1]
-        };
-        let end = self.ends[range.end - 1];
-        let (shared, shared_counts) = if self.shared_counts.is_empty() {
-            (Vec::new(), Vec::new())
-        } else {
-            let skip: u32 = self.shared_counts[..range.start].iter().sum();
-            let take: u32 = self.shared_counts[range.clone()].iter().sum();
-            let shared = self.shared[skip as usize..(skip + take) as usize].to_vec();
-            (shared, self.shared_counts[range.clone()].to_vec())
-        };
+        /// Where items `range` start and end in what `ends` ends, and their ends from there.
+        fn cut(ends: &[u32], range: &std::ops::Range<usize>) -> (std::ops::Range<usize>, Vec<u32>) {
+            if ends.is_empty() {
+                return (0..0, Vec::new());
+            }
+            let start = range.start.checked_sub(1).map_or(0, |last| ends[last]);
+            let end = ends[range.end - 1];
+            let ends = ends[range.clone()].iter().map(|end| end - start).collect();
+            (start as usize..end as usize, ends)
+        }
+        let (bytes, ends) = cut(&self.ends, &range);
+        let (shared, shared_ends) = cut(&self.shared_ends, &range);
         Items {
-            bytes: self.bytes[start as usize..end as usize].to_vec(),
-            ends: Offsets(self.ends[range].iter().map(|end| end - start).collect()),
-            shared,
-            shared_counts,
+            bytes: self.bytes[bytes].to_vec(),
+            ends: Offsets(ends),
+            shared: self.shared[shared].to_vec(),
+            shared_ends,
         }
     }
 }
 
-/// Records that the item after the first `before` has `added` attachments, in per-item `counts`
-/// that are kept only once some item has any (zero for the items before it).
+/// Records that the attachments of the item after the first `before` end at `end`, in `ends`
+/// that are kept only once some item has any (the items before it end at 0).
 #[inline]
-fn count_shared(counts: &mut Vec<u32>, before: usize, added: usize) {
-    if added > 0 || !counts.is_empty() {
-        counts.resize(before, 0);
-        counts.push(added as u32);
+fn end_shared(ends: &mut Vec<u32>, before: usize, end: usize) {
+    if end > 0 || !ends.is_empty() {
+        ends.resize(before, 0);
+        ends.push(end as u32);
     }
 }
 
-/// The item `index` of a buffer of items ending at `ends`.
+/// Where item `index` is, when each item ends at `ends` (`None` past the last).
 #[inline]
-fn item<'a>(buffer: &'a [u8], ends: &[u32], index: usize) -> Option<&'a [u8]> {
+fn span(ends: &[u32], index: usize) -> Option<std::ops::Range<usize>> {
     let start = if index == 0 {
         0
     } else {
         *ends.get(index - 1)? as usize
     };
-    buffer.get(start..*ends.get(index)? as usize)
+    Some(start..*ends.get(index)? as usize)
+}
+
+/// The item `index` of a buffer of items ending at `ends`.
+#[inline]
+fn item<'a>(buffer: &'a [u8], ends: &[u32], index: usize) -> Option<&'a [u8]> {
+    buffer.get(span(ends, index)?)
 }
 
 /// A worker's progress, in memory shared with the pool: when it started its current item, the
@@ -363,7 +361,10 @@ struct OutPart {
     ends: Vec<u32>,
     /// Where the part starts in the outbox's reports.
     start: usize,
-    /// How many attachments each report has; empty while none has any.
+    /// Where the part starts in the outbox's attachments.
+    shared_start: usize,
+    /// The end of each report's attachments, relative to `shared_start`; empty while none has
+    /// any.
     shared: Vec<u32>,
 }
 
@@ -380,17 +381,17 @@ impl Outbox {
                 first: index,
                 ends: Vec::new(),
                 start: self.reports.len(),
+                shared_start: self.shared.len(),
                 shared: Vec::new(),
             });
         }
-        let attached = self.shared.len();
         run(&mut self.reports, &mut self.shared);
         self.oldest.get_or_insert_with(coarse_nanos);
         let part = self.parts.last_mut().expect("pushed above");
-        count_shared(
+        end_shared(
             &mut part.shared,
             part.ends.len(),
-            self.shared.len() - attached,
+            self.shared.len() - part.shared_start,
         );
         part.ends.push((self.reports.len() - part.start) as u32);
     }
@@ -504,7 +505,7 @@ pub(crate) fn pool_worker(config: WorkerConfig) {
             // Timed per unit, not per item: reading the clock would cost as much as a tiny task.
             let mut started = Instant::now();
             for index in 0..unit.ends.len() {
-                let count = unit.shared.get(index).copied().unwrap_or(0) as usize;
+                let count = span(&unit.shared, index).map_or(0, |span| span.len());
                 let item_shared = if count == 0 {
                     Vec::new()
                 } else {
@@ -626,11 +627,11 @@ mod tests {
         let second: u64 = codec::decode(middle.get(0).unwrap()).unwrap();
         let third: u64 = codec::decode(middle.get(1).unwrap()).unwrap();
         assert_eq!((second, third), (2000, 3));
-        assert!(middle.shared.is_empty() && middle.shared_counts.is_empty());
+        assert!(middle.shared.is_empty() && middle.shared_ends.is_empty());
     }
 
     #[test]
-    fn segments_are_counted_per_item_from_the_first_item_that_has_any() {
+    fn segment_ends_are_kept_from_the_first_item_that_has_any() {
         let mut items = Items::default();
         let value = crate::Value::new(2_u64).unwrap();
         items
@@ -642,16 +643,18 @@ mod tests {
         items
             .push_with(|out| codec::encode_into(&3_u64, out))
             .unwrap();
-        assert_eq!(items.shared_counts, [0, 1, 0]);
+        assert_eq!(items.shared_ends, [0, 1, 1]);
         assert_eq!(items.shared.len(), 1);
+        let per_item: Vec<usize> = (0..4).map(|i| items.shared_of(i).len()).collect();
+        assert_eq!(per_item, [0, 1, 0, 0]);
         let middle = items.slice(1..2);
         assert_eq!(
-            (middle.shared.len(), middle.shared_counts.as_slice()),
+            (middle.shared.len(), middle.shared_ends.as_slice()),
             (1, &[1][..])
         );
         let tail = items.slice(2..3);
         assert_eq!(
-            (tail.shared.len(), tail.shared_counts.as_slice()),
+            (tail.shared.len(), tail.shared_ends.as_slice()),
             (0, &[0][..])
         );
     }
