@@ -39,6 +39,7 @@ per_start_method!(
     a_map_not_ready_keeps_what_it_has_for_the_next_get,
     a_result_whose_deserialize_panics_fails_the_map_not_the_pool,
     shared_objects_in_some_results_come_back_to_their_items,
+    an_imap_of_a_pool_closed_meanwhile_fails_each_item,
 );
 
 /// The indexes of the outcomes that are failures: a test that expects one item to fail checks
@@ -736,4 +737,24 @@ fn shared_objects_in_some_results_come_back_to_their_items(method: StartMethod) 
         seen += 1;
     }
     assert_eq!(seen, 200);
+}
+
+fn an_imap_of_a_pool_closed_meanwhile_fails_each_item(method: StartMethod) {
+    // imap reads its input lazily: what it submits after the pool was closed is refused, and
+    // each of those items gets the refusal as its outcome.
+    let pool = Pool::builder()
+        .processes(1)
+        .chunksize(3)
+        .start_method(method)
+        .build()
+        .unwrap();
+    let results = pool.imap(double, 0..10).unwrap();
+    pool.close();
+    let outcomes: Vec<_> = results.collect();
+    assert_eq!(
+        outcomes,
+        vec![Err(TaskError::Pool(PoolError::Closed)); 10],
+        "every item fails with the refusal"
+    );
+    pool.join().unwrap();
 }

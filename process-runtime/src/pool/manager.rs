@@ -288,8 +288,9 @@ impl Shared {
         &self.config
     }
 
-    /// Queues units of work and hands them to workers with room.
-    pub(crate) fn submit(&self, requests: Vec<Request>) -> Result<(), PoolError> {
+    /// Queues units of work and hands them to workers with room. `requests` is emptied, unless
+    /// the pool refuses them: then they are left there for the caller to fail.
+    pub(crate) fn submit(&self, requests: &mut Vec<Request>) -> Result<(), PoolError> {
         let links = {
             let mut state = lock(&self.state);
             match state.phase {
@@ -302,7 +303,7 @@ impl Shared {
                 items,
                 sink,
                 first,
-            } in requests
+            } in requests.drain(..)
             {
                 if items.is_empty() {
                     continue;
