@@ -46,6 +46,17 @@ impl Delivery {
             Delivery::Failed(error) => Err(error.clone()),
         }
     }
+
+    /// Decodes the first item, consuming the delivery: its attachments are moved into the value.
+    fn into_first<R: DeserializeOwned + 'static>(self) -> Result<R, TaskError> {
+        match self {
+            Delivery::Reports(mut reports) => {
+                let (bytes, shared) = reports.drain().next().unwrap_or_default();
+                decode(bytes, shared)
+            }
+            Delivery::Failed(error) => Err(error),
+        }
+    }
 }
 
 /// Receives the outcomes of the items it was given to.
@@ -55,12 +66,15 @@ pub(crate) trait Sink: Send + Sync {
 }
 
 /// Decodes a run of outcomes: the values up to the first failure, or that failure. A panic in a
-/// `Deserialize` impl is that item's failure, not the pool thread's end.
-fn decode_run<R: DeserializeOwned + 'static>(delivery: &Delivery) -> Result<Vec<R>, TaskError> {
-    std::panic::catch_unwind(AssertUnwindSafe(|| {
-        (0..delivery.len())
-            .map(|offset| delivery.decode(offset))
-            .collect::<Result<Vec<R>, TaskError>>()
+/// `Deserialize` impl is that item's failure, not the pool thread's end. The attachments are
+/// moved into the values, not copied.
+fn decode_run<R: DeserializeOwned + 'static>(delivery: Delivery) -> Result<Vec<R>, TaskError> {
+    std::panic::catch_unwind(AssertUnwindSafe(|| match delivery {
+        Delivery::Reports(mut reports) => reports
+            .drain()
+            .map(|(bytes, shared)| decode(bytes, shared))
+            .collect::<Result<Vec<R>, TaskError>>(),
+        Delivery::Failed(error) => Err(error),
     }))
     .unwrap_or_else(|payload| {
         Err(TaskError::Decode {
@@ -231,7 +245,7 @@ impl<R: DeserializeOwned + 'static> AsyncResult<R> {
             }),
             Some(delivery) => {
                 self.taken = true;
-                delivery.decode(0)
+                delivery.into_first()
             }
         }
     }
@@ -279,7 +293,7 @@ pub(crate) struct Collector {
 
 /// Decodes a run into a `Result<Vec<R>, TaskError>`, type-erased: the values up to the first
 /// failure, or that failure.
-type Decoder = Box<dyn Fn(&Delivery) -> Box<dyn Any + Send> + Send + Sync>;
+type Decoder = Box<dyn Fn(Delivery) -> Box<dyn Any + Send> + Send + Sync>;
 
 impl std::fmt::Debug for Collector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -306,9 +320,10 @@ impl Sink for Collector {
     fn deliver(&self, first: usize, delivery: Delivery) {
         if let Some(decoder) = &self.decoder {
             // Decoded before the lock is taken: the reader is not held up meanwhile.
-            let values = decoder(&delivery);
+            let len = delivery.len();
+            let values = decoder(delivery);
             let mut state = lock(&self.state);
-            state.arrived += delivery.len();
+            state.arrived += len;
             state.decoded.insert(first, values);
             self.arrived.notify();
             return;
@@ -326,7 +341,7 @@ impl Collector {
     /// the runs in order with [`take_decoded`](Collector::take_decoded).
     pub(crate) fn decoding<R: DeserializeOwned + Send + 'static>() -> Self {
         Collector {
-            decoder: Some(Box::new(|delivery: &Delivery| {
+            decoder: Some(Box::new(|delivery: Delivery| {
                 Box::new(decode_run::<R>(delivery)) as Box<dyn Any + Send>
             })),
             ..Collector::default()

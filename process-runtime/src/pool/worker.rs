@@ -180,6 +180,27 @@ impl Items {
             .map_or_else(Vec::new, <[Attachment]>::to_vec)
     }
 
+    /// Each item and its attachments, in order, the attachments moved out rather than copied (a
+    /// shared object's copy maps its segment again). The attachments are gone afterwards.
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = (&[u8], Attachments)> {
+        let mut shared = std::mem::take(&mut self.shared).into_iter();
+        let Items {
+            bytes,
+            ends,
+            shared_ends,
+            ..
+        } = &*self;
+        (0..ends.len()).map(move |index| {
+            let count = span(shared_ends, index).map_or(0, |span| span.len());
+            let attachments = if count == 0 {
+                Vec::new()
+            } else {
+                shared.by_ref().take(count).collect()
+            };
+            (item(bytes, ends, index).unwrap_or_default(), attachments)
+        })
+    }
+
     /// A copy of items `range`.
     pub(crate) fn slice(&self, range: std::ops::Range<usize>) -> Items {
         /// Where items `range` start and end in what `ends` ends, and their ends from there.
