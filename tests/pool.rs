@@ -40,6 +40,7 @@ per_start_method!(
     a_result_whose_deserialize_panics_fails_the_map_not_the_pool,
     shared_objects_in_some_results_come_back_to_their_items,
     an_imap_of_a_pool_closed_meanwhile_fails_each_item,
+    workers_that_keep_dying_at_start_break_the_pool_saying_so,
 );
 
 /// The indexes of the outcomes that are failures: a test that expects one item to fail checks
@@ -757,4 +758,27 @@ fn an_imap_of_a_pool_closed_meanwhile_fails_each_item(method: StartMethod) {
         "every item fails with the refusal"
     );
     pool.join().unwrap();
+}
+
+#[process_task]
+fn exit_at_start() {
+    std::process::exit(3);
+}
+
+fn workers_that_keep_dying_at_start_break_the_pool_saying_so(method: StartMethod) {
+    // An initializer that exits (rather than fails) kills every worker before its first task:
+    // the pool gives up, and says the workers never ran a task.
+    let pool = Pool::builder()
+        .processes(1)
+        .initializer(exit_at_start, ())
+        .start_method(method)
+        .build()
+        .unwrap();
+    match pool.apply(double, 1) {
+        Err(TaskError::Pool(PoolError::Spawn(reason))) => {
+            assert!(reason.contains("exited with code 3"), "{reason}");
+            assert!(reason.contains("before it ran any task"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -45,7 +45,7 @@ const MAX_WINDOW: usize = 4096;
 const WINDOW_TARGET_NANOS: f64 = 2_000_000.0;
 /// How many batches a worker may hold at once.
 const MAX_BATCHES_IN_FLIGHT: usize = 2;
-/// How many workers in a row may die before finishing any item before the pool gives up.
+/// How many workers in a row may die before reporting any result before the pool gives up.
 const STARTUP_DEATHS_PER_PROCESS: usize = 3;
 
 /// What a pool is configured with.
@@ -649,7 +649,8 @@ impl State {
     /// the rest back at the front of the queue.
     fn on_death(&mut self, mut worker: Worker, config: &Config) {
         let status = reap(&worker.child);
-        let running = match worker.progress.state() {
+        let progress = worker.progress.state();
+        let running = match progress {
             Running::Running { unit, index, .. } => Some((unit, index as usize)),
             _ => None,
         };
@@ -689,8 +690,15 @@ impl State {
         {
             self.startup_deaths += 1;
             if self.startup_deaths >= STARTUP_DEATHS_PER_PROCESS * config.processes {
+                // Say which: a worker that never started a task points at its start, one that
+                // ran tasks and sent nothing at the sending of their results.
+                let when = if progress == Running::Idle {
+                    "before it ran any task"
+                } else {
+                    "after running tasks whose results it never sent"
+                };
                 self.break_pool(TaskError::Pool(PoolError::Spawn(format!(
-                    "{} workers in a row died before running any task (the last {})",
+                    "{} workers in a row died before reporting any result (the last {}, {when})",
                     self.startup_deaths,
                     describe(status)
                 ))));
