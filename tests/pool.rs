@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use process_runtime::prelude::*;
-use process_runtime::{PoolError, TaskError};
+use process_runtime::{AsyncResult, PoolError, TaskError};
 use serde::{Deserialize, Serialize, Serializer};
 
 use common::wait_until;
@@ -38,7 +38,20 @@ per_start_method!(
     a_worker_dying_on_a_large_item_fails_only_that_item,
     a_map_not_ready_keeps_what_it_has_for_the_next_get,
     a_result_whose_deserialize_panics_fails_the_map_not_the_pool,
+    shared_objects_in_some_results_come_back_to_their_items,
+    an_imap_of_a_pool_closed_meanwhile_fails_each_item,
+    workers_that_keep_dying_at_start_break_the_pool_saying_so,
 );
+
+/// The indexes of the outcomes that are failures: a test that expects one item to fail checks
+/// that it did, not only that no other did.
+fn failed_indexes<T>(outcomes: &[Result<T, TaskError>]) -> Vec<usize> {
+    outcomes
+        .iter()
+        .enumerate()
+        .filter_map(|(index, outcome)| outcome.is_err().then_some(index))
+        .collect()
+}
 
 fn pool(method: StartMethod, processes: usize) -> Pool {
     Pool::builder()
@@ -154,6 +167,8 @@ fn a_panic_fails_its_task_alone(method: StartMethod) {
         .imap(panic_on, (0..20).map(|x| (x, 7)))
         .unwrap()
         .collect();
+    assert_eq!(outcomes.len(), 20);
+    assert_eq!(failed_indexes(&outcomes), [7]);
     for (x, outcome) in outcomes.iter().enumerate() {
         match outcome {
             Ok((got, _)) => assert_eq!(*got, x as u64),
@@ -193,6 +208,7 @@ fn a_worker_killing_itself_fails_exactly_that_item(method: StartMethod) {
         .unwrap()
         .collect();
     assert_eq!(outcomes.len(), 1_000);
+    assert_eq!(failed_indexes(&outcomes), [500]);
     for (x, outcome) in outcomes.into_iter().enumerate() {
         match outcome {
             Ok(got) => assert_eq!(got, x as u64),
@@ -492,6 +508,8 @@ fn unpick(value: Picky) -> u64 {
 fn an_argument_that_does_not_encode_fails_that_item(method: StartMethod) {
     let pool = pool(method, 2);
     let outcomes: Vec<_> = pool.imap(unpick, (0..6).map(Picky)).unwrap().collect();
+    assert_eq!(outcomes.len(), 6);
+    assert_eq!(failed_indexes(&outcomes), [3]);
     for (i, outcome) in outcomes.into_iter().enumerate() {
         match outcome {
             Ok(value) => assert_eq!(value, i as u64),
@@ -611,8 +629,10 @@ fn a_worker_dying_on_a_large_item_fails_only_that_item(method: StartMethod) {
         .iter()
         .map(|bytes| pool.apply_async(reverse_or_die, bytes.clone()).unwrap())
         .collect();
-    for (seed, (result, input)) in pending.into_iter().zip(&inputs).enumerate() {
-        match result.get() {
+    let outcomes: Vec<_> = pending.into_iter().map(AsyncResult::get).collect();
+    assert_eq!(failed_indexes(&outcomes), [5]);
+    for (seed, (outcome, input)) in outcomes.into_iter().zip(&inputs).enumerate() {
+        match outcome {
             Ok(back) => assert!(back.iter().rev().eq(input.iter()), "item {seed} changed"),
             Err(TaskError::WorkerDied { .. }) => assert_eq!(seed, 5),
             Err(other) => panic!("item {seed}: {other}"),
@@ -679,4 +699,86 @@ fn a_result_whose_deserialize_panics_fails_the_map_not_the_pool(method: StartMet
     let values = pool.map(fragile, 20..30).unwrap();
     assert_eq!(values.iter().map(|f| f.0).sum::<u64>(), (20..30).sum());
     assert_eq!(pool.map(double, 0..100).unwrap().len(), 100);
+}
+
+/// Every seventh item returns a shared object, made in the worker, that holds its number.
+#[process_task]
+fn value_on_sevens(x: u64) -> (u64, Option<Value<u64>>) {
+    (x, (x % 7 == 0).then(|| Value::new(x * 10).unwrap()))
+}
+
+fn shared_objects_in_some_results_come_back_to_their_items(method: StartMethod) {
+    // The results of a run travel together, with the segments of the few items that have any
+    // beside them: each must reach its own item, in a map (decoded as runs arrive), in imap
+    // (item by item) and across the units of one batch.
+    let pool = Pool::builder()
+        .processes(2)
+        .chunksize(16)
+        .start_method(method)
+        .build()
+        .unwrap();
+    let check = |x: u64, value: Option<Value<u64>>| match value {
+        Some(value) => {
+            assert_eq!(x % 7, 0, "item {x} got a value");
+            assert_eq!(value.get(), x * 10, "item {x} got another item's value");
+        }
+        None => assert_ne!(x % 7, 0, "item {x} lost its value"),
+    };
+    let mapped = pool.map(value_on_sevens, 0..500).unwrap();
+    assert_eq!(mapped.len(), 500);
+    for (i, (x, value)) in mapped.into_iter().enumerate() {
+        assert_eq!(x, i as u64);
+        check(x, value);
+    }
+    let mut seen = 0;
+    for (i, outcome) in pool.imap(value_on_sevens, 0..200).unwrap().enumerate() {
+        let (x, value) = outcome.unwrap();
+        assert_eq!(x, i as u64);
+        check(x, value);
+        seen += 1;
+    }
+    assert_eq!(seen, 200);
+}
+
+fn an_imap_of_a_pool_closed_meanwhile_fails_each_item(method: StartMethod) {
+    // imap reads its input lazily: what it submits after the pool was closed is refused, and
+    // each of those items gets the refusal as its outcome.
+    let pool = Pool::builder()
+        .processes(1)
+        .chunksize(3)
+        .start_method(method)
+        .build()
+        .unwrap();
+    let results = pool.imap(double, 0..10).unwrap();
+    pool.close();
+    let outcomes: Vec<_> = results.collect();
+    assert_eq!(
+        outcomes,
+        vec![Err(TaskError::Pool(PoolError::Closed)); 10],
+        "every item fails with the refusal"
+    );
+    pool.join().unwrap();
+}
+
+#[process_task]
+fn exit_at_start() {
+    std::process::exit(3);
+}
+
+fn workers_that_keep_dying_at_start_break_the_pool_saying_so(method: StartMethod) {
+    // An initializer that exits (rather than fails) kills every worker before its first task:
+    // the pool gives up, and says the workers never ran a task.
+    let pool = Pool::builder()
+        .processes(1)
+        .initializer(exit_at_start, ())
+        .start_method(method)
+        .build()
+        .unwrap();
+    match pool.apply(double, 1) {
+        Err(TaskError::Pool(PoolError::Spawn(reason))) => {
+            assert!(reason.contains("exited with code 3"), "{reason}");
+            assert!(reason.contains("before it ran any task"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -18,25 +18,26 @@
 //! cause, the items it held and had not reported go back to the front of the queue, and a
 //! replacement is started.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use ipc_channel::ipc::{self, IpcReceiverSet, IpcSelectionResult, IpcSender};
 
-use super::result::{Delivery, Reports, Sink};
+use super::result::{Delivery, Sink};
 use super::worker::{
-    self, FromWorker, Progress, State as Running, ToWorker, UnitMsg, WorkerConfig,
+    self, FromWorker, Items, Progress, State as Running, ToWorker, UnitMsg, WorkerConfig,
 };
 use crate::StartMethod;
-use crate::attach::{self, Attachments, Nested, Payload};
+use crate::attach::{self, Nested, Payload};
 use crate::children::Child;
 use crate::codec::{self, EncodeError};
 use crate::current;
 use crate::error::{PoolError, SpawnError, TaskError};
 use crate::spawn::{self, Extras, Job, Work};
 use crate::sys::ExitStatus;
-use crate::wire::{self, Bytes, Offsets};
+use crate::wire::{self, Bytes};
 
 /// The most items a worker holds at once.
 const MAX_WINDOW: usize = 4096;
@@ -44,7 +45,7 @@ const MAX_WINDOW: usize = 4096;
 const WINDOW_TARGET_NANOS: f64 = 2_000_000.0;
 /// How many batches a worker may hold at once.
 const MAX_BATCHES_IN_FLIGHT: usize = 2;
-/// How many workers in a row may die before finishing any item before the pool gives up.
+/// How many workers in a row may die before reporting any result before the pool gives up.
 const STARTUP_DEATHS_PER_PROCESS: usize = 3;
 
 /// What a pool is configured with.
@@ -55,83 +56,6 @@ pub(crate) struct Config {
     pub(crate) initializer: Option<(String, Nested)>,
     pub(crate) max_tasks: Option<u64>,
     pub(crate) task_timeout: Option<Duration>,
-}
-
-/// The encoded `(task, args)` of consecutive items, one after the other in one buffer.
-#[derive(Debug, Default)]
-pub(crate) struct Items {
-    bytes: Vec<u8>,
-    ends: Vec<u32>,
-    /// The shared memory segments of all items, in item order.
-    shared: Attachments,
-    /// How many segments each item has; empty while no item has any.
-    shared_counts: Vec<u32>,
-}
-
-impl Items {
-    /// Encodes one more item, the call `(task, args)`. On failure nothing is added.
-    pub(crate) fn push<T: crate::Task>(
-        &mut self,
-        task: &T,
-        args: &T::Args,
-    ) -> Result<(), EncodeError> {
-        self.push_with(|out| crate::task::encode_call(task, args, out))
-    }
-
-    /// Encodes one more item with `encode`. On failure nothing is added.
-    fn push_with(
-        &mut self,
-        encode: impl FnOnce(&mut Vec<u8>) -> Result<(), EncodeError>,
-    ) -> Result<(), EncodeError> {
-        let start = self.bytes.len();
-        let attached = self.shared.len();
-        let bytes = &mut self.bytes;
-        if let Err(error) = attach::collecting_into(&mut self.shared, || encode(bytes)) {
-            self.bytes.truncate(start);
-            self.shared.truncate(attached);
-            return Err(error);
-        }
-        let added = self.shared.len() - attached;
-        // Counts are kept only once some item has segments: zero for the items before it.
-        if added > 0 || !self.shared_counts.is_empty() {
-            self.shared_counts.resize(self.ends.len(), 0);
-            self.shared_counts.push(added as u32);
-        }
-        self.ends.push(self.bytes.len() as u32);
-        Ok(())
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.ends.is_empty()
-    }
-
-    /// A copy of items `range`.
-    fn slice(&self, range: std::ops::Range<usize>) -> Items {
-        let start = if range.start == 0 {
-            0
-        } else {
-            self.ends[range.start - 1]
-        };
-        let end = self.ends[range.end - 1];
-        let (shared, shared_counts) = if self.shared_counts.is_empty() {
-            (Vec::new(), Vec::new())
-        } else {
-            let skip: u32 = self.shared_counts[..range.start].iter().sum();
-            let take: u32 = self.shared_counts[range.clone()].iter().sum();
-            let shared = self.shared[skip as usize..(skip + take) as usize].to_vec();
-            (shared, self.shared_counts[range.clone()].to_vec())
-        };
-        Items {
-            bytes: self.bytes[start as usize..end as usize].to_vec(),
-            ends: self.ends[range].iter().map(|end| end - start).collect(),
-            shared,
-            shared_counts,
-        }
-    }
 }
 
 /// What a caller submits: one unit of work.
@@ -164,6 +88,11 @@ impl Unit {
             self.sink
                 .deliver(self.first + index, Delivery::Failed(error.clone()));
         }
+    }
+
+    /// Fails the items not yet reported with `error`.
+    fn fail_rest(&self, error: &TaskError) {
+        self.fail(self.reported..self.items.len(), error);
     }
 }
 
@@ -358,8 +287,9 @@ impl Shared {
         &self.config
     }
 
-    /// Queues units of work and hands them to workers with room.
-    pub(crate) fn submit(&self, requests: Vec<Request>) -> Result<(), PoolError> {
+    /// Queues units of work and hands them to workers with room. `requests` is emptied, unless
+    /// the pool refuses them: then they are left there for the caller to fail.
+    pub(crate) fn submit(&self, requests: &mut Vec<Request>) -> Result<(), PoolError> {
         let links = {
             let mut state = lock(&self.state);
             match state.phase {
@@ -372,14 +302,14 @@ impl Shared {
                 items,
                 sink,
                 first,
-            } in requests
+            } in requests.drain(..)
             {
                 if items.is_empty() {
                     continue;
                 }
                 let unit = state.new_unit(task, items, sink, first);
                 if let Some(error) = &state.broken {
-                    unit.fail(0..unit.items.len(), error);
+                    unit.fail_rest(error);
                     continue;
                 }
                 state.outstanding += unit.items.len();
@@ -405,19 +335,11 @@ impl Shared {
     pub(crate) fn terminate(&self) {
         let mut state = lock(&self.state);
         state.phase = Phase::Terminated;
-        for worker in &state.workers {
-            let _ = worker.child.signal(libc::SIGKILL);
-        }
-        let mut failed: Vec<Unit> = state.queue.drain(..).collect();
-        for worker in &mut state.workers {
-            failed.extend(worker.in_flight.drain(..));
-            worker.batches.clear();
-            worker.in_flight_items = 0;
-        }
+        let failed = state.withdraw_all();
         state.outstanding = 0;
         drop(state);
         for unit in failed {
-            unit.fail(unit.reported..unit.items.len(), &TaskError::Terminated);
+            unit.fail_rest(&TaskError::Terminated);
         }
         self.wake();
     }
@@ -553,8 +475,9 @@ impl Worker {
         })
     }
 
-    fn accepts_work(&self) -> bool {
-        !self.stopping && !self.killed_for_timeout
+    /// Whether it may be sent another batch.
+    fn has_room(&self) -> bool {
+        !self.stopping && !self.killed_for_timeout && self.batches.len() < MAX_BATCHES_IN_FLIGHT
     }
 
     /// How many more units this worker may be given under `max_tasks_per_child`.
@@ -605,20 +528,21 @@ impl State {
             return links;
         }
         let window = self.window();
-        // Least loaded first, so that with a window of one every idle worker gets a unit.
-        let mut order: Vec<usize> = (0..self.workers.len()).collect();
+        // Only the workers with room, least loaded first, so that with a window of one every
+        // idle worker gets a unit. Two batches in flight keep a worker busy: while it runs one,
+        // the next is already in its socket. Work that comes meanwhile waits in the queue and
+        // goes out as one batch when results come back, instead of one message per task. When
+        // every worker has its two (a caller submitting faster than they run), nothing is
+        // collected: no allocation on that path.
+        let mut order: Vec<usize> = (0..self.workers.len())
+            .filter(|&i| self.workers[i].has_room())
+            .collect();
         order.sort_by_key(|&i| self.workers[i].in_flight_items);
         for i in order {
             if self.queue.is_empty() {
                 break;
             }
             let worker = &mut self.workers[i];
-            // Two batches in flight keep a worker busy: while it runs one, the next is already
-            // in its socket. Work that comes meanwhile waits in the queue and goes out as one
-            // batch when results come back, instead of one message per task.
-            if !worker.accepts_work() || worker.batches.len() >= MAX_BATCHES_IN_FLIGHT {
-                continue;
-            }
             let mut units = Vec::new();
             let mut items = worker.in_flight_items;
             while let Some(front) = self.queue.front() {
@@ -651,7 +575,7 @@ impl State {
                     let error = TaskError::Encode(error.to_string());
                     for unit in units {
                         self.outstanding -= unit.left();
-                        unit.fail(unit.reported..unit.items.len(), &error);
+                        unit.fail_rest(&error);
                     }
                 }
             }
@@ -687,12 +611,12 @@ impl State {
                 worker.finished_any = true;
                 for part in parts {
                     let len = part.ends.len();
-                    let attached: u32 = part.shared.iter().sum();
-                    let reports = Reports {
+                    let attached = part.shared.last().copied().unwrap_or(0);
+                    let reports = Items {
                         bytes: crate::wire::copy_to_vec(part.reports),
-                        ends: part.ends.0,
+                        ends: part.ends,
                         shared: shared.by_ref().take(attached as usize).collect(),
-                        shared_counts: part.shared,
+                        shared_ends: part.shared,
                     };
                     if !worker.deliver(
                         part.unit,
@@ -724,7 +648,8 @@ impl State {
     /// the rest back at the front of the queue.
     fn on_death(&mut self, mut worker: Worker, config: &Config) {
         let status = reap(&worker.child);
-        let running = match worker.progress.state() {
+        let progress = worker.progress.state();
+        let running = match progress {
             Running::Running { unit, index, .. } => Some((unit, index as usize)),
             _ => None,
         };
@@ -764,8 +689,15 @@ impl State {
         {
             self.startup_deaths += 1;
             if self.startup_deaths >= STARTUP_DEATHS_PER_PROCESS * config.processes {
+                // Say which: a worker that never started a task points at its start, one that
+                // ran tasks and sent nothing at the sending of their results.
+                let when = if progress == Running::Idle {
+                    "before it ran any task"
+                } else {
+                    "after running tasks whose results it never sent"
+                };
                 self.break_pool(TaskError::Pool(PoolError::Spawn(format!(
-                    "{} workers in a row died before running any task (the last {})",
+                    "{} workers in a row died before reporting any result (the last {}, {when})",
                     self.startup_deaths,
                     describe(status)
                 ))));
@@ -773,7 +705,7 @@ impl State {
         }
         if self.phase == Phase::Terminated {
             for unit in std::mem::take(&mut self.queue) {
-                unit.fail(unit.reported..unit.items.len(), &TaskError::Terminated);
+                unit.fail_rest(&TaskError::Terminated);
             }
             self.outstanding = 0;
         }
@@ -793,17 +725,23 @@ impl State {
     /// Fails everything and refuses what comes: the pool cannot run tasks.
     fn break_pool(&mut self, error: TaskError) {
         self.broken = Some(error.clone());
-        let mut failed: Vec<Unit> = self.queue.drain(..).collect();
+        for unit in self.withdraw_all() {
+            self.outstanding -= unit.left();
+            unit.fail_rest(&error);
+        }
+    }
+
+    /// Kills every worker and takes back every unit not finished: the queued ones and the ones
+    /// the workers hold.
+    fn withdraw_all(&mut self) -> Vec<Unit> {
+        let mut units: Vec<Unit> = self.queue.drain(..).collect();
         for worker in &mut self.workers {
-            failed.extend(worker.in_flight.drain(..));
+            let _ = worker.child.signal(libc::SIGKILL);
+            units.extend(worker.in_flight.drain(..));
             worker.batches.clear();
             worker.in_flight_items = 0;
-            let _ = worker.child.signal(libc::SIGKILL);
         }
-        for unit in failed {
-            self.outstanding -= unit.left();
-            unit.fail(unit.reported..unit.items.len(), &error);
-        }
+        units
     }
 
     /// Kills workers whose current item has run longer than the task timeout.
@@ -878,7 +816,7 @@ impl Worker {
         &mut self,
         id: u64,
         first: usize,
-        reports: Reports,
+        reports: Items,
         to_deliver: &mut Vec<(Arc<dyn Sink>, usize, Delivery)>,
     ) -> bool {
         let Some(unit) = self.in_flight.front_mut() else {
@@ -927,9 +865,9 @@ fn encode_batch(units: &[Unit]) -> Result<Payload, EncodeError> {
         messages.push(UnitMsg {
             id: unit.id,
             task,
-            ends: Offsets(unit.items.ends.clone()),
+            ends: Cow::Borrowed(&unit.items.ends),
             items: &unit.items.bytes,
-            shared: unit.items.shared_counts.clone(),
+            shared: Cow::Borrowed(&unit.items.shared_ends),
         });
     }
     let mut bytes = Vec::new();
@@ -972,55 +910,5 @@ fn describe(status: Option<ExitStatus>) -> String {
             )
         }
         None => "ended, how is unknown".to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_slice_of_items_keeps_their_bytes_and_segments() {
-        let mut items = Items::default();
-        for value in [10_u64, 2000, 3] {
-            items
-                .push_with(|out| codec::encode_into(&value, out))
-                .unwrap();
-        }
-        let middle = items.slice(1..3);
-        assert_eq!(middle.len(), 2);
-        let second: u64 =
-            codec::decode(worker::item(&middle.bytes, &middle.ends, 0).unwrap()).unwrap();
-        let third: u64 =
-            codec::decode(worker::item(&middle.bytes, &middle.ends, 1).unwrap()).unwrap();
-        assert_eq!((second, third), (2000, 3));
-        assert!(middle.shared.is_empty() && middle.shared_counts.is_empty());
-    }
-
-    #[test]
-    fn segments_are_counted_per_item_from_the_first_item_that_has_any() {
-        let mut items = Items::default();
-        let value = crate::Value::new(2_u64).unwrap();
-        items
-            .push_with(|out| codec::encode_into(&1_u64, out))
-            .unwrap();
-        items
-            .push_with(|out| codec::encode_into(&value, out))
-            .unwrap();
-        items
-            .push_with(|out| codec::encode_into(&3_u64, out))
-            .unwrap();
-        assert_eq!(items.shared_counts, [0, 1, 0]);
-        assert_eq!(items.shared.len(), 1);
-        let middle = items.slice(1..2);
-        assert_eq!(
-            (middle.shared.len(), middle.shared_counts.as_slice()),
-            (1, &[1][..])
-        );
-        let tail = items.slice(2..3);
-        assert_eq!(
-            (tail.shared.len(), tail.shared_counts.as_slice()),
-            (0, &[0][..])
-        );
     }
 }

@@ -13,8 +13,9 @@ use std::time::Duration;
 
 pub use result::{AsyncResult, MapResult};
 
-use manager::{Config, Items, Request, Shared};
+use manager::{Config, Request, Shared};
 use result::{Collector, Delivery, Sink, Slot};
+use worker::Items;
 
 use crate::StartMethod;
 use crate::attach::{self, Nested};
@@ -225,7 +226,7 @@ impl Pool {
         let mut chunker = Chunker::new(&task, slot.clone(), 1);
         chunker.push(0, &args);
         crate::task::recycle(args);
-        self.shared.submit(chunker.finish())?;
+        self.shared.submit(&mut chunker.finish())?;
         Ok(AsyncResult::new(slot))
     }
 
@@ -296,13 +297,13 @@ impl Pool {
             // Each chunk goes as soon as it is encoded: the workers start on it while the rest
             // are encoded.
             if !chunker.requests.is_empty() {
-                self.shared.submit(std::mem::take(&mut chunker.requests))?;
+                self.shared.submit(&mut chunker.requests)?;
             }
         }
         if let Some(reason) = input_failure {
             collector.deliver(all_args.len(), Delivery::Failed(TaskError::Input(reason)));
         }
-        self.shared.submit(chunker.finish())?;
+        self.shared.submit(&mut chunker.finish())?;
         Ok(MapResult::new(collector, len))
     }
 
@@ -536,15 +537,14 @@ impl<T: Task, I: Iterator<Item = T::Args>> Imap<'_, T, I> {
                 }
                 self.submitted += 1;
             }
-            let requests = chunker.finish();
+            let mut requests = chunker.finish();
             if exhausted {
                 self.input = None;
             }
-            let ranges: Vec<(usize, usize)> =
-                requests.iter().map(|r| (r.first, r.items.len())).collect();
-            if let Err(error) = self.pool.shared.submit(requests) {
-                for (first, len) in ranges {
-                    for index in first..first + len {
+            if let Err(error) = self.pool.shared.submit(&mut requests) {
+                // The refused requests are still there: their items fail with the refusal.
+                for request in requests {
+                    for index in request.first..request.first + request.items.len() {
                         self.collector
                             .deliver(index, Delivery::Failed(TaskError::Pool(error.clone())));
                     }

@@ -12,39 +12,22 @@ use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 
-use super::worker::{item, item_shared};
+use super::worker::Items;
 use crate::attach::Attachments;
 use crate::error::TaskError;
 
-/// The encoded reports of a run of consecutive items.
-#[derive(Debug)]
-pub(crate) struct Reports {
-    pub(crate) bytes: Vec<u8>,
-    /// The end offset of each report in `bytes`.
-    pub(crate) ends: Vec<u32>,
-    /// The shared memory the reports refer to, in item order.
-    pub(crate) shared: Attachments,
-    /// How many of `shared` each report has; empty when none has any.
-    pub(crate) shared_counts: Vec<u32>,
-}
-
-impl Reports {
-    fn len(&self) -> usize {
-        self.ends.len()
-    }
-
+/// A delivered run of reports, as [`Items`] whose encoded values are the items' reports.
+impl Items {
+    /// Decodes the report of item `index` into its value or its failure.
     fn decode<R: DeserializeOwned + 'static>(&self, index: usize) -> Result<R, TaskError> {
-        decode(
-            item(&self.bytes, &self.ends, index).unwrap_or_default(),
-            item_shared(&self.shared, &self.shared_counts, index),
-        )
+        decode(self.get(index).unwrap_or_default(), self.shared_of(index))
     }
 }
 
 /// What the pool delivers: the reports of items `first..first + n`, or why item `first` has none.
 #[derive(Debug)]
 pub(crate) enum Delivery {
-    Reports(Reports),
+    Reports(Items),
     Failed(TaskError),
 }
 
@@ -62,6 +45,17 @@ impl Delivery {
             Delivery::Failed(error) => Err(error.clone()),
         }
     }
+
+    /// Decodes the first item, consuming the delivery: its attachments are moved into the value.
+    fn into_first<R: DeserializeOwned + 'static>(self) -> Result<R, TaskError> {
+        match self {
+            Delivery::Reports(mut reports) => {
+                let (bytes, shared) = reports.drain().next().unwrap_or_default();
+                decode(bytes, shared)
+            }
+            Delivery::Failed(error) => Err(error),
+        }
+    }
 }
 
 /// Receives the outcomes of the items it was given to.
@@ -71,12 +65,15 @@ pub(crate) trait Sink: Send + Sync {
 }
 
 /// Decodes a run of outcomes: the values up to the first failure, or that failure. A panic in a
-/// `Deserialize` impl is that item's failure, not the pool thread's end.
-fn decode_run<R: DeserializeOwned + 'static>(delivery: &Delivery) -> Result<Vec<R>, TaskError> {
-    std::panic::catch_unwind(AssertUnwindSafe(|| {
-        (0..delivery.len())
-            .map(|offset| delivery.decode(offset))
-            .collect::<Result<Vec<R>, TaskError>>()
+/// `Deserialize` impl is that item's failure, not the pool thread's end. The attachments are
+/// moved into the values, not copied.
+fn decode_run<R: DeserializeOwned + 'static>(delivery: Delivery) -> Result<Vec<R>, TaskError> {
+    std::panic::catch_unwind(AssertUnwindSafe(|| match delivery {
+        Delivery::Reports(mut reports) => reports
+            .drain()
+            .map(|(bytes, shared)| decode(bytes, shared))
+            .collect::<Result<Vec<R>, TaskError>>(),
+        Delivery::Failed(error) => Err(error),
     }))
     .unwrap_or_else(|payload| {
         Err(TaskError::Decode {
@@ -238,7 +235,7 @@ impl<R: DeserializeOwned + 'static> AsyncResult<R> {
             }),
             Some(delivery) => {
                 self.taken = true;
-                delivery.decode(0)
+                delivery.into_first()
             }
         }
     }
@@ -256,9 +253,7 @@ impl<R> AsyncResult<R> {
         lock(&self.slot.outcome)
             .as_ref()
             .map(|delivery| match delivery {
-                Delivery::Reports(reports) => {
-                    item(&reports.bytes, &reports.ends, 0).is_some_and(crate::task::is_returned)
-                }
+                Delivery::Reports(reports) => reports.get(0).is_some_and(crate::task::is_returned),
                 Delivery::Failed(_) => false,
             })
     }
@@ -288,7 +283,7 @@ pub(crate) struct Collector {
 
 /// Decodes a run into a `Result<Vec<R>, TaskError>`, type-erased: the values up to the first
 /// failure, or that failure.
-type Decoder = Box<dyn Fn(&Delivery) -> Box<dyn Any + Send> + Send + Sync>;
+type Decoder = Box<dyn Fn(Delivery) -> Box<dyn Any + Send> + Send + Sync>;
 
 impl std::fmt::Debug for Collector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -315,9 +310,10 @@ impl Sink for Collector {
     fn deliver(&self, first: usize, delivery: Delivery) {
         if let Some(decoder) = &self.decoder {
             // Decoded before the lock is taken: the reader is not held up meanwhile.
-            let values = decoder(&delivery);
+            let len = delivery.len();
+            let values = decoder(delivery);
             let mut state = lock(&self.state);
-            state.arrived += delivery.len();
+            state.arrived += len;
             state.decoded.insert(first, values);
             self.arrived.notify();
             return;
@@ -335,7 +331,7 @@ impl Collector {
     /// the runs in order with [`take_decoded`](Collector::take_decoded).
     pub(crate) fn decoding<R: DeserializeOwned + Send + 'static>() -> Self {
         Collector {
-            decoder: Some(Box::new(|delivery: &Delivery| {
+            decoder: Some(Box::new(|delivery: Delivery| {
                 Box::new(decode_run::<R>(delivery)) as Box<dyn Any + Send>
             })),
             ..Collector::default()

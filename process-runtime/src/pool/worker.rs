@@ -17,15 +17,16 @@
 //! tells the pool exactly which item it was running: that item fails, and the others the worker
 //! held go to another worker.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ipc_channel::ipc::IpcSharedMemory;
 use serde::{Deserialize, Serialize};
 
-use crate::attach::{Attachment, Attachments, Nested, Payload};
+use crate::attach::{self, Attachment, Attachments, Nested, Payload};
 use crate::child;
-use crate::codec;
+use crate::codec::{self, EncodeError};
 use crate::shared::SharedError;
 use crate::shared::segment::{Header, Segment};
 use crate::task::{self, Report, encode_report_into};
@@ -68,14 +69,15 @@ pub(crate) struct UnitMsg<'a> {
     pub(crate) id: u64,
     /// The index of the task's name in the batch's names.
     pub(crate) task: u32,
-    /// The end offset of each item in `items`.
-    pub(crate) ends: Offsets,
+    /// The end offset of each item in `items`. Borrowed from the pool's unit when sent: the
+    /// pool keeps the unit until its results are back.
+    pub(crate) ends: Cow<'a, Offsets>,
     /// The encoded `(task, args)` of each item, one after the other.
     #[serde(borrow, serialize_with = "as_bytes")]
     pub(crate) items: &'a [u8],
-    /// How many of the batch's shared memory segments belong to each item (they come in item
-    /// order); empty when no item has any.
-    pub(crate) shared: Vec<u32>,
+    /// The end of each item's shared memory segments among the unit's, which come after the
+    /// previous units' in the batch's, in item order; empty when no item has any.
+    pub(crate) shared: Cow<'a, [u32]>,
 }
 
 /// From a worker to the pool.
@@ -100,8 +102,9 @@ pub(crate) struct Part<'a> {
     pub(crate) ends: Offsets,
     #[serde(borrow, serialize_with = "as_bytes")]
     pub(crate) reports: &'a [u8],
-    /// How many of the message's shared memory attachments belong to each report (they come in
-    /// part and report order); empty when no report of the part has any.
+    /// The end of each report's shared memory attachments among the part's, which come after
+    /// the previous parts' in the message's, in report order; empty when no report of the part
+    /// has any.
     pub(crate) shared: Vec<u32>,
 }
 
@@ -112,25 +115,140 @@ fn as_bytes<S: serde::Serializer>(bytes: &&[u8], serializer: S) -> Result<S::Ok,
     serializer.serialize_bytes(bytes)
 }
 
-/// The attachments of item `index`, when each item has `counts[i]` of `shared` (no counts: no
-/// item has any).
-pub(crate) fn item_shared(shared: &[Attachment], counts: &[u32], index: usize) -> Attachments {
-    if counts.is_empty() {
-        return Vec::new();
-    }
-    let skip: usize = counts.iter().take(index).map(|&n| n as usize).sum();
-    let take = counts.get(index).copied().unwrap_or(0) as usize;
-    shared.iter().skip(skip).take(take).cloned().collect()
+/// Encoded values of consecutive items, one after the other in one buffer: their calls
+/// `(task, args)` on the pool's side of a unit, or their reports once they are back.
+#[derive(Debug, Default)]
+pub(crate) struct Items {
+    pub(crate) bytes: Vec<u8>,
+    /// The end offset of each item in `bytes`.
+    pub(crate) ends: Offsets,
+    /// The shared memory segments of all items, in item order.
+    pub(crate) shared: Attachments,
+    /// The end of each item's attachments in `shared`, as `ends` for `bytes`; empty while no
+    /// item has any.
+    pub(crate) shared_ends: Vec<u32>,
 }
 
-/// The item `index` of a buffer of items ending at `ends`.
-pub(crate) fn item<'a>(buffer: &'a [u8], ends: &[u32], index: usize) -> Option<&'a [u8]> {
+impl Items {
+    /// Encodes one more item, the call `(task, args)`. On failure nothing is added.
+    pub(crate) fn push<T: crate::Task>(
+        &mut self,
+        task: &T,
+        args: &T::Args,
+    ) -> Result<(), EncodeError> {
+        self.push_with(|out| task::encode_call(task, args, out))
+    }
+
+    /// Encodes one more item with `encode`. On failure nothing is added.
+    fn push_with(
+        &mut self,
+        encode: impl FnOnce(&mut Vec<u8>) -> Result<(), EncodeError>,
+    ) -> Result<(), EncodeError> {
+        let start = self.bytes.len();
+        let attached = self.shared.len();
+        let bytes = &mut self.bytes;
+        if let Err(error) = attach::collecting_into(&mut self.shared, || encode(bytes)) {
+            self.bytes.truncate(start);
+            self.shared.truncate(attached);
+            return Err(error);
+        }
+        end_shared(&mut self.shared_ends, self.ends.len(), self.shared.len());
+        self.ends.0.push(self.bytes.len() as u32);
+        Ok(())
+    }
+
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The encoded item `index`.
+    #[inline]
+    pub(crate) fn get(&self, index: usize) -> Option<&[u8]> {
+        item(&self.bytes, &self.ends, index)
+    }
+
+    /// The attachments of item `index`.
+    #[inline]
+    pub(crate) fn shared_of(&self, index: usize) -> Attachments {
+        span(&self.shared_ends, index)
+            .and_then(|span| self.shared.get(span))
+            .map_or_else(Vec::new, <[Attachment]>::to_vec)
+    }
+
+    /// Each item and its attachments, in order, the attachments moved out rather than copied (a
+    /// shared object's copy maps its segment again). The attachments are gone afterwards.
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = (&[u8], Attachments)> {
+        let mut shared = std::mem::take(&mut self.shared).into_iter();
+        let Items {
+            bytes,
+            ends,
+            shared_ends,
+            ..
+        } = &*self;
+        (0..ends.len()).map(move |index| {
+            let count = span(shared_ends, index).map_or(0, |span| span.len());
+            let attachments = if count == 0 {
+                Vec::new()
+            } else {
+                shared.by_ref().take(count).collect()
+            };
+            (item(bytes, ends, index).unwrap_or_default(), attachments)
+        })
+    }
+
+    /// A copy of items `range`.
+    pub(crate) fn slice(&self, range: std::ops::Range<usize>) -> Items {
+        /// Where items `range` start and end in what `ends` ends, and their ends from there.
+        fn cut(ends: &[u32], range: &std::ops::Range<usize>) -> (std::ops::Range<usize>, Vec<u32>) {
+            if ends.is_empty() {
+                return (0..0, Vec::new());
+            }
+            let start = range.start.checked_sub(1).map_or(0, |last| ends[last]);
+            let end = ends[range.end - 1];
+            let ends = ends[range.clone()].iter().map(|end| end - start).collect();
+            (start as usize..end as usize, ends)
+        }
+        let (bytes, ends) = cut(&self.ends, &range);
+        let (shared, shared_ends) = cut(&self.shared_ends, &range);
+        Items {
+            bytes: self.bytes[bytes].to_vec(),
+            ends: Offsets(ends),
+            shared: self.shared[shared].to_vec(),
+            shared_ends,
+        }
+    }
+}
+
+/// Records that the attachments of the item after the first `before` end at `end`, in `ends`
+/// that are kept only once some item has any (the items before it end at 0).
+#[inline]
+fn end_shared(ends: &mut Vec<u32>, before: usize, end: usize) {
+    if end > 0 || !ends.is_empty() {
+        ends.resize(before, 0);
+        ends.push(end as u32);
+    }
+}
+
+/// Where item `index` is, when each item ends at `ends` (`None` past the last).
+#[inline]
+fn span(ends: &[u32], index: usize) -> Option<std::ops::Range<usize>> {
     let start = if index == 0 {
         0
     } else {
         *ends.get(index - 1)? as usize
     };
-    buffer.get(start..*ends.get(index)? as usize)
+    Some(start..*ends.get(index)? as usize)
+}
+
+/// The item `index` of a buffer of items ending at `ends`.
+#[inline]
+fn item<'a>(buffer: &'a [u8], ends: &[u32], index: usize) -> Option<&'a [u8]> {
+    buffer.get(span(ends, index)?)
 }
 
 /// A worker's progress, in memory shared with the pool: when it started its current item, the
@@ -264,7 +382,10 @@ struct OutPart {
     ends: Vec<u32>,
     /// Where the part starts in the outbox's reports.
     start: usize,
-    /// How many attachments each report has; empty while none has any.
+    /// Where the part starts in the outbox's attachments.
+    shared_start: usize,
+    /// The end of each report's attachments, relative to `shared_start`; empty while none has
+    /// any.
     shared: Vec<u32>,
 }
 
@@ -281,18 +402,18 @@ impl Outbox {
                 first: index,
                 ends: Vec::new(),
                 start: self.reports.len(),
+                shared_start: self.shared.len(),
                 shared: Vec::new(),
             });
         }
-        let attached = self.shared.len();
         run(&mut self.reports, &mut self.shared);
         self.oldest.get_or_insert_with(coarse_nanos);
-        let added = (self.shared.len() - attached) as u32;
         let part = self.parts.last_mut().expect("pushed above");
-        if added > 0 || !part.shared.is_empty() {
-            part.shared.resize(part.ends.len(), 0);
-            part.shared.push(added);
-        }
+        end_shared(
+            &mut part.shared,
+            part.ends.len(),
+            self.shared.len() - part.shared_start,
+        );
         part.ends.push((self.reports.len() - part.start) as u32);
     }
 
@@ -307,18 +428,21 @@ impl Outbox {
         if self.parts.is_empty() {
             return;
         }
+        // Each part ends where the next starts. Its offsets and counts are moved into the
+        // message, not copied: the parts are cleared once it is sent.
         let mut parts = Vec::with_capacity(self.parts.len());
-        for (i, part) in self.parts.iter().enumerate() {
+        for i in 0..self.parts.len() {
             let end = self
                 .parts
                 .get(i + 1)
                 .map_or(self.reports.len(), |next| next.start);
+            let part = &mut self.parts[i];
             parts.push(Part {
                 unit: part.unit,
                 first: part.first,
-                ends: Offsets(part.ends.clone()),
+                ends: Offsets(std::mem::take(&mut part.ends)),
                 reports: &self.reports[part.start..end],
-                shared: part.shared.clone(),
+                shared: std::mem::take(&mut part.shared),
             });
         }
         send(
@@ -402,7 +526,7 @@ pub(crate) fn pool_worker(config: WorkerConfig) {
             // Timed per unit, not per item: reading the clock would cost as much as a tiny task.
             let mut started = Instant::now();
             for index in 0..unit.ends.len() {
-                let count = unit.shared.get(index).copied().unwrap_or(0) as usize;
+                let count = span(&unit.shared, index).map_or(0, |span| span.len());
                 let item_shared = if count == 0 {
                     Vec::new()
                 } else {
@@ -509,5 +633,50 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_slice_of_items_keeps_their_bytes_and_segments() {
+        let mut items = Items::default();
+        for value in [10_u64, 2000, 3] {
+            items
+                .push_with(|out| codec::encode_into(&value, out))
+                .unwrap();
+        }
+        let middle = items.slice(1..3);
+        assert_eq!(middle.len(), 2);
+        let second: u64 = codec::decode(middle.get(0).unwrap()).unwrap();
+        let third: u64 = codec::decode(middle.get(1).unwrap()).unwrap();
+        assert_eq!((second, third), (2000, 3));
+        assert!(middle.shared.is_empty() && middle.shared_ends.is_empty());
+    }
+
+    #[test]
+    fn segment_ends_are_kept_from_the_first_item_that_has_any() {
+        let mut items = Items::default();
+        let value = crate::Value::new(2_u64).unwrap();
+        items
+            .push_with(|out| codec::encode_into(&1_u64, out))
+            .unwrap();
+        items
+            .push_with(|out| codec::encode_into(&value, out))
+            .unwrap();
+        items
+            .push_with(|out| codec::encode_into(&3_u64, out))
+            .unwrap();
+        assert_eq!(items.shared_ends, [0, 1, 1]);
+        assert_eq!(items.shared.len(), 1);
+        let per_item: Vec<usize> = (0..4).map(|i| items.shared_of(i).len()).collect();
+        assert_eq!(per_item, [0, 1, 0, 0]);
+        let middle = items.slice(1..2);
+        assert_eq!(
+            (middle.shared.len(), middle.shared_ends.as_slice()),
+            (1, &[1][..])
+        );
+        let tail = items.slice(2..3);
+        assert_eq!(
+            (tail.shared.len(), tail.shared_ends.as_slice()),
+            (0, &[0][..])
+        );
     }
 }
