@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use process_runtime::prelude::*;
-use process_runtime::{LockError, ProcessError, pipe_with_capacity};
+use process_runtime::{LockError, ProcessError, SpawnError, TaskError, pipe_with_capacity};
 
 use common::{DEADLINE, spawn, wait_until};
 
@@ -26,6 +26,8 @@ per_start_method!(
     shared_objects_work_in_pool_tasks,
     nothing_is_left_in_dev_shm_or_the_temp_dir,
     a_shared_object_made_in_a_child_is_returned,
+    a_map_over_hundreds_of_shared_objects_goes_in_messages_that_fit,
+    too_many_shared_objects_in_one_value_is_an_error_that_says_so,
 );
 
 fn pool_of_two(method: StartMethod) -> Pool {
@@ -492,4 +494,77 @@ fn a_shared_object_made_in_a_child_is_returned(method: StartMethod) {
         .join()
         .unwrap();
     assert_eq!(counter.get(), 50);
+}
+
+#[process_task]
+fn read_value(value: Value<u64>) -> u64 {
+    value.get()
+}
+
+#[process_task]
+fn new_values(count: u64) -> Vec<Value<u64>> {
+    (0..count)
+        .map(|i| Value::new(i).expect("a shared value"))
+        .collect()
+}
+
+#[process_task]
+fn sum_values(values: Vec<Value<u64>>) -> u64 {
+    values.iter().map(Value::get).sum()
+}
+
+fn a_map_over_hundreds_of_shared_objects_goes_in_messages_that_fit(method: StartMethod) {
+    // Each shared object is a file descriptor beside the message, and ipc-channel passes at
+    // most 64 per message: chunks, batches and a worker's reports are cut to fit, whatever the
+    // chunk size.
+    let pool = Pool::builder()
+        .processes(2)
+        .chunksize(100)
+        .start_method(method)
+        .build()
+        .unwrap();
+    let values: Vec<Value<u64>> = (0..300).map(|i| Value::new(i).unwrap()).collect();
+    let read = pool.map(read_value, values.iter().cloned()).unwrap();
+    assert_eq!(read, (0..300).collect::<Vec<u64>>());
+    // And back: every result holds one.
+    let made = pool.map(new_values, (0..200).map(|_| 1)).unwrap();
+    assert_eq!(made.len(), 200);
+    assert!(made.iter().all(|one| one.len() == 1 && one[0].get() == 0));
+}
+
+fn too_many_shared_objects_in_one_value_is_an_error_that_says_so(method: StartMethod) {
+    let many: Vec<Value<u64>> = (0..40).map(|i| Value::new(i).unwrap()).collect();
+    let says_so = |reason: &str| reason.contains("at most 30");
+    // As arguments: refused before anything is sent, except to a forked child, which inherits
+    // them without a message.
+    let spawned = Process::builder(sum_values)
+        .start_method(method)
+        .spawn(many.clone());
+    match (method, spawned) {
+        (StartMethod::Fork, Ok(child)) => assert_eq!(child.join().unwrap(), (0..40).sum()),
+        (_, Err(SpawnError::Encode { source, .. })) => {
+            assert!(says_so(&source.to_string()), "{source}")
+        }
+        (_, other) => panic!("{other:?}"),
+    }
+    let pool = pool_of_two(method);
+    match pool.apply(sum_values, many.clone()) {
+        Err(TaskError::Encode(reason)) => assert!(says_so(&reason), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    // As a return value: the task's failure.
+    match spawn(method, new_values, 40).join() {
+        Err(ProcessError::Failed(reason)) => assert!(says_so(&reason), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    match pool.apply(new_values, 40) {
+        Err(TaskError::Failed(reason)) => assert!(says_so(&reason), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    // Up to the limit goes.
+    assert_eq!(
+        pool.apply(sum_values, many[..30].to_vec()).unwrap(),
+        (0..30).sum()
+    );
+    assert_eq!(pool.apply(new_values, 30).unwrap().len(), 30);
 }

@@ -86,6 +86,27 @@ impl<'de> Deserialize<'de> for Attachment {
 /// Shared memory, in the order the encoded bytes refer to it.
 pub(crate) type Attachments = Vec<Attachment>;
 
+/// The most attachments one message can carry: ipc-channel passes at most 64 descriptors in a
+/// message (and panics beyond), a few of which a child's `Start` needs for its channels.
+pub(crate) const MAX_PER_MESSAGE: usize = 60;
+
+/// The most attachments one call's arguments, or one return value, may take along: half a
+/// message, so that a pool's batch of calls (or a worker's message of reports), which takes one
+/// more while it holds less than half, never needs more than one message.
+pub(crate) const MAX_PER_VALUE: usize = MAX_PER_MESSAGE / 2;
+
+/// Why a value with `count` attachments cannot go to another process, if it cannot.
+pub(crate) fn too_many(count: usize) -> Option<String> {
+    (count > MAX_PER_VALUE).then(|| {
+        format!(
+            "it holds {count} shared objects or large byte strings, and one call's arguments or \
+             one return value can take at most {MAX_PER_VALUE} to another process (each is a file \
+             descriptor, and a message passes a limited number): pass fewer, or group them in an \
+             Array or a Queue"
+        )
+    })
+}
+
 /// For a child about to be forked, which inherits `attachments` without a message: takes a hold
 /// on each spill for it. The child [`adopt`]s them; if the fork fails, [`drop_for_child`] gives
 /// them back.
@@ -316,6 +337,9 @@ pub(crate) fn encode_with(
     let mut bytes = Vec::new();
     let (encoded, shared) = collecting(|| encode(&mut bytes));
     encoded?;
+    if let Some(reason) = too_many(shared.len()) {
+        return Err(codec::encode_error(reason));
+    }
     Ok(Payload {
         bytes: crate::wire::Bytes(bytes),
         shared,

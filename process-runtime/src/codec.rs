@@ -23,6 +23,11 @@ const CONFIG: Config = bincode::config::standard().with_limit::<LIMIT>();
 #[error(transparent)]
 pub struct EncodeError(#[from] bincode::error::EncodeError);
 
+/// An encoding refused for `reason`, outside bincode.
+pub(crate) fn encode_error(reason: String) -> EncodeError {
+    EncodeError(bincode::error::EncodeError::OtherString(reason))
+}
+
 /// Bytes that did not decode as the expected type.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {

@@ -159,7 +159,7 @@ fn run_encoded<T: Task>(
             T::NAME
         )),
     };
-    let exit_code = attach::collecting_into(out_shared, || encode_report_into(&report, out));
+    let exit_code = encode_report_attached(&report, out, out_shared);
     if let Report::Returned(value) = report {
         recycle(value);
     }
@@ -289,11 +289,34 @@ pub(crate) fn run_caught<T: Task>(task: T, args: T::Args) -> Report<T::Output> {
 /// encode (a hand-written `Serialize` may fail).
 pub(crate) fn encode_report<R: Serialize + 'static>(report: &Report<R>) -> Outcome {
     let mut bytes = Vec::new();
-    let (exit_code, shared) = attach::collecting(|| encode_report_into(report, &mut bytes));
+    let mut shared = Vec::new();
+    let exit_code = encode_report_attached(report, &mut bytes, &mut shared);
     Outcome {
         report: bytes,
         shared,
         exit_code,
+    }
+}
+
+/// [`encode_report_into`], gathering the report's attachments into `out_shared`. A value with
+/// more than a message can carry becomes a [`Report::Failed`] that says so.
+fn encode_report_attached<R: Serialize + 'static>(
+    report: &Report<R>,
+    out: &mut Vec<u8>,
+    out_shared: &mut Attachments,
+) -> i32 {
+    let (start, attached) = (out.len(), out_shared.len());
+    let exit_code = attach::collecting_into(out_shared, || encode_report_into(report, out));
+    match attach::too_many(out_shared.len() - attached) {
+        None => exit_code,
+        Some(reason) => {
+            out.truncate(start);
+            out_shared.truncate(attached);
+            encode_report_into::<()>(
+                &Report::Failed(format!("the return value cannot be sent: {reason}")),
+                out,
+            )
+        }
     }
 }
 

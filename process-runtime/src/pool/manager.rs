@@ -545,10 +545,17 @@ impl State {
             let worker = &mut self.workers[i];
             let mut units = Vec::new();
             let mut items = worker.in_flight_items;
+            // Each unit fits in a message (see `Chunker`); a batch takes units while they fit.
+            let mut attached = 0;
             while let Some(front) = self.queue.front() {
                 if items >= window && items > 0 {
                     break;
                 }
+                let attaching = front.items.shared.len();
+                if !units.is_empty() && attached + attaching > attach::MAX_PER_MESSAGE {
+                    break;
+                }
+                attached += attaching;
                 if worker
                     .quota_left()
                     .is_some_and(|left| left <= units.len() as u64)

@@ -443,7 +443,14 @@ impl<'t, T: Task> Chunker<'t, T> {
             self.first = index;
         }
         match self.items.push(self.task, args) {
-            Ok(()) if self.items.len() >= self.chunksize => self.cut(),
+            // A chunk holding half a message's attachments ends there, so that it always fits
+            // in one message (each item takes at most half).
+            Ok(())
+                if self.items.len() >= self.chunksize
+                    || self.items.shared.len() >= crate::attach::MAX_PER_VALUE =>
+            {
+                self.cut()
+            }
             Ok(()) => {}
             Err(error) => {
                 self.cut();

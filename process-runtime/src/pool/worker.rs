@@ -147,7 +147,13 @@ impl Items {
         let start = self.bytes.len();
         let attached = self.shared.len();
         let bytes = &mut self.bytes;
-        if let Err(error) = attach::collecting_into(&mut self.shared, || encode(bytes)) {
+        let encoded = attach::collecting_into(&mut self.shared, || encode(bytes)).and_then(|()| {
+            match attach::too_many(self.shared.len() - attached) {
+                Some(reason) => Err(crate::codec::encode_error(reason)),
+                None => Ok(()),
+            }
+        });
+        if let Err(error) = encoded {
             self.bytes.truncate(start);
             self.shared.truncate(attached);
             return Err(error);
@@ -553,8 +559,10 @@ pub(crate) fn pool_worker(config: WorkerConfig) {
                 });
                 progress.finish(index as u32);
                 // Even the coarse clock costs as much as a tiny task: in a large unit (a map's
-                // chunk of small items) look at it every few items only.
-                if (unit.ends.len() < 64 || index % 16 == 15) && outbox.due() {
+                // chunk of small items) look at it every few items only. Reports holding half a
+                // message's attachments go at once, so that the next one always fits.
+                let full = outbox.shared.len() >= attach::MAX_PER_VALUE;
+                if full || ((unit.ends.len() < 64 || index % 16 == 15) && outbox.due()) {
                     outbox.busy += started.elapsed();
                     outbox.flush(&send);
                     started = Instant::now();
