@@ -13,7 +13,9 @@
 //! | [`pipe`](crate::pipe) → two [`Connection<T>`](crate::Connection)s | a duplex pipe | `Pipe()` |
 //!
 //! Each is passed to a task as an ordinary argument (or returned from one, made in the child),
-//! and works under every start method and in pool tasks. A clone is another handle to the same object. Each lives in a memory segment of
+//! and works under every start method and in pool tasks. One call's arguments, or one return
+//! value, can hold at most 30 of them (each travels as a file descriptor beside the message);
+//! more is an error that says so. Group many in an [`Array`](crate::Array) instead. A clone is another handle to the same object. Each lives in a memory segment of
 //! its own (a memfd): it has no name in `/dev/shm` or anywhere else, and the kernel frees it
 //! when the last process that holds the object ends, however it ends. Nothing can leak.
 //!
