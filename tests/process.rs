@@ -33,6 +33,8 @@ per_start_method!(
     active_children_lists_running_children,
     sentinel_becomes_readable_at_exit,
     wait_leaves_the_value_for_join,
+    a_child_killed_while_its_own_child_holds_its_descriptors_is_seen_ending,
+    children_started_from_many_threads_each_get_their_own_shared_object,
 );
 
 #[process_task]
@@ -546,4 +548,64 @@ fn forks_beside_fork_server_starts_on_another_thread_never_deadlock() {
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     other.join().unwrap();
+}
+
+/// Forks a process that inherits every descriptor of this child (its report channel or pipe
+/// among them) and sleeps until killed, tells its pid through `grandchild`, then dies by
+/// `SIGKILL` without reporting.
+#[process_task]
+fn die_leaving_a_grandchild(grandchild: Value<i32>) {
+    // SAFETY: the forked process calls only `pause` and `_exit`, which are async-signal-safe,
+    // so the state of the other threads it does not have cannot matter.
+    match unsafe { libc::fork() } {
+        0 => loop {
+            // SAFETY: pause only waits for a signal.
+            unsafe { libc::pause() };
+        },
+        -1 => std::process::exit(3),
+        pid => grandchild.set(pid),
+    }
+    // SAFETY: sends SIGKILL to this very process.
+    unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+}
+
+fn a_child_killed_while_its_own_child_holds_its_descriptors_is_seen_ending(method: StartMethod) {
+    // The grandchild keeps the child's end of the report channel open: the parent must learn
+    // from the child's end, not from the channel's, that no report will come.
+    let grandchild = Value::new(0).unwrap();
+    let mut child = spawn(method, die_leaving_a_grandchild, grandchild.clone());
+    let joined = child.join_timeout(common::DEADLINE);
+    let pid = grandchild.get();
+    if pid > 0 {
+        // SAFETY: sends SIGKILL to the grandchild this test made; its new parent reaps it.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    match joined {
+        Err(ProcessError::Killed { signal: 9 }) => {}
+        other => panic!("expected the child to be seen killed, got {other:?}"),
+    }
+}
+
+#[process_task]
+fn make_counter(start: u64) -> Value<u64> {
+    Value::new(start).expect("a shared value")
+}
+
+fn children_started_from_many_threads_each_get_their_own_shared_object(method: StartMethod) {
+    // Shared objects go back beside the report; with many children ending at once, each
+    // parent thread must get its own child's, not a sibling's.
+    let threads: Vec<_> = (0..4u64)
+        .map(|thread| {
+            std::thread::spawn(move || {
+                for i in 0..10 {
+                    let start = thread * 100 + i;
+                    let counter = spawn(method, make_counter, start).join().unwrap();
+                    assert_eq!(counter.get(), start);
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
 }

@@ -96,15 +96,21 @@ pub(crate) const MAX_PER_MESSAGE: usize = 60;
 pub(crate) const MAX_PER_VALUE: usize = MAX_PER_MESSAGE / 2;
 
 /// Why a value with `count` attachments cannot go to another process, if it cannot.
+#[inline]
 pub(crate) fn too_many(count: usize) -> Option<String> {
-    (count > MAX_PER_VALUE).then(|| {
+    (count > MAX_PER_VALUE).then(|| too_many_message(count))
+}
+
+#[cold]
+fn too_many_message(count: usize) -> String {
+    {
         format!(
             "it holds {count} shared objects or large byte strings, and one call's arguments or \
              one return value can take at most {MAX_PER_VALUE} to another process (each is a file \
              descriptor, and a message passes a limited number): pass fewer, or group them in an \
              Array or a Queue"
         )
-    })
+    }
 }
 
 /// For a child about to be forked, which inherits `attachments` without a message: takes a hold

@@ -25,6 +25,7 @@ static CHANNELS: Mutex<Channels> = Mutex::new(Channels {
     extras: None,
 });
 
+#[inline]
 fn channels() -> MutexGuard<'static, Channels> {
     CHANNELS.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -77,6 +78,27 @@ pub(crate) fn run(
         });
     }
     finish(outcome.exit_code)
+}
+
+/// As [`run`], in a child forked to run a closure (a [`Process`](crate::Process) started by
+/// `Fork`): the report goes on `reports`, a pipe (see [`oneshot`](crate::oneshot)).
+///
+/// The parent installed the panic hook and the exit handler before the fork.
+///
+/// Inlined, as is what it calls here: each function the child runs from a different part of
+/// the executable is a page fault (the child maps its parent's code anew, 64 KiB at a time).
+#[inline(always)]
+pub(crate) fn run_forked(
+    identity: ChildIdentity,
+    reports: crate::oneshot::Sender,
+    work: &mut crate::spawn::Closure,
+) -> ! {
+    current::become_child(identity);
+    panic::mark_child();
+    // Drops the channels inherited from the parent (see `run`).
+    *channels() = Channels::default();
+    let exit_code = reports.send(work);
+    finish(exit_code)
 }
 
 /// Ends a child: terminate its daemons, wait for its other children, flush what it printed,

@@ -30,6 +30,17 @@ pub(crate) struct Child {
     name: String,
     daemon: bool,
     status: Mutex<Option<ExitStatus>>,
+    /// What to do once the child has been reaped.
+    on_reap: Mutex<Option<ReapHook>>,
+}
+
+/// Work left for when a child has been reaped (see [`Child::on_reap`]).
+struct ReapHook(Box<dyn FnOnce() + Send>);
+
+impl std::fmt::Debug for ReapHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReapHook")
+    }
 }
 
 impl Child {
@@ -40,7 +51,20 @@ impl Child {
             name,
             daemon,
             status: Mutex::new(None),
+            on_reap: Mutex::new(None),
         })
+    }
+
+    /// Runs `hook` once the child has been reaped, by whoever reaps it; at once if it has been.
+    pub(crate) fn on_reap(&self, hook: Box<dyn FnOnce() + Send>) {
+        let status = self.status.lock().unwrap_or_else(PoisonError::into_inner);
+        if status.is_some() {
+            drop(status);
+            hook();
+        } else {
+            // Under the status lock, which the reap holds when it takes the hook.
+            *self.on_reap.lock().unwrap_or_else(PoisonError::into_inner) = Some(ReapHook(hook));
+        }
     }
 
     pub(crate) fn pid(&self) -> i32 {
@@ -66,13 +90,25 @@ impl Child {
     /// The exit status if the child has ended, reaping it if nobody has yet. Never blocks.
     pub(crate) fn try_wait(&self) -> io::Result<Option<ExitStatus>> {
         let mut status = self.status.lock().unwrap_or_else(PoisonError::into_inner);
-        if status.is_none() {
-            *status = sys::waitid_pidfd(self.pidfd.as_fd(), false)?;
-            if status.is_some() {
-                forget(self);
-            }
+        if status.is_some() {
+            return Ok(*status);
         }
-        Ok(*status)
+        *status = sys::waitid_pidfd(self.pidfd.as_fd(), false)?;
+        let reaped = *status;
+        if reaped.is_none() {
+            return Ok(None);
+        }
+        let hook = self
+            .on_reap
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        drop(status);
+        forget(self);
+        if let Some(ReapHook(hook)) = hook {
+            hook();
+        }
+        Ok(reaped)
     }
 
     /// Waits until the child ends or `deadline` passes (`None`: no deadline).
@@ -121,9 +157,12 @@ type Children = HashMap<i32, (u64, Arc<Child>), BuildHasherDefault<DefaultHasher
 /// may already belong to a newer detached child.
 type Detached = HashMap<u64, Arc<Child>, BuildHasherDefault<DefaultHasher>>;
 
+/// [`Registry::owner`] before any process claimed it.
+const NOBODY: u32 = 0;
+
 #[derive(Debug, Default)]
 struct Registry {
-    /// The pid of the process these children belong to.
+    /// The pid of the process these children belong to ([`NOBODY`] until one starts a child).
     owner: u32,
     children: Children,
     /// How many children were registered: the order of the next one.
@@ -148,7 +187,7 @@ impl Registry {
 }
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
-    owner: 0,
+    owner: NOBODY,
     children: HashMap::with_hasher(BuildHasherDefault::new()),
     registered: 0,
     reaper: None,
@@ -180,8 +219,29 @@ fn registry() -> MutexGuard<'static, Registry> {
 }
 
 /// Holds the registry lock across a fork (see [`crate::current::lock_for_fork`]).
-pub(crate) fn lock_for_fork() -> MutexGuard<'static, impl Sized> {
-    REGISTRY.lock().unwrap_or_else(PoisonError::into_inner)
+pub(crate) fn lock_for_fork() -> ForkGuard {
+    ForkGuard(REGISTRY.lock().unwrap_or_else(PoisonError::into_inner))
+}
+
+/// The registry, locked across a fork.
+#[derive(Debug)]
+pub(crate) struct ForkGuard(MutexGuard<'static, Registry>);
+
+impl ForkGuard {
+    /// In a child just forked: the registry holds its parent's children, none of its own. Says
+    /// so, without the system call that asks for this process's pid, so that a child that
+    /// starts none has nothing to do in [`exit_children`].
+    pub(crate) fn forked_child(mut self) {
+        let inherited = std::mem::take(&mut *self.0);
+        // Forgotten, not dropped: see `registry`.
+        std::mem::forget(inherited);
+    }
+}
+
+/// Makes the registry this process's own, before it starts a child: from then on
+/// [`exit_children`] waits for its children and stops its fork server.
+pub(crate) fn claim() {
+    drop(registry());
 }
 
 /// Records a new child, and makes sure the exit handler will see to it.
@@ -324,6 +384,15 @@ extern "C" fn at_exit() {
 /// What a process does with its children when it ends normally, as Python does: daemons are
 /// terminated, then every child is waited for. The fork server is stopped last.
 pub(crate) fn exit_children() {
+    // Nobody has claimed the registry: this process never started a child (most children).
+    if REGISTRY
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .owner
+        == NOBODY
+    {
+        return;
+    }
     let children = registry().snapshot();
     for child in children.iter().filter(|child| child.daemon) {
         let _ = child.signal(libc::SIGTERM);

@@ -121,6 +121,7 @@ pub(crate) fn next_child(prefix: &str, name: Option<String>, daemon: bool) -> Ch
 /// What was there before (the identity a forked child copied from its parent) is forgotten, not
 /// freed: freeing writes to the allocator's pages, which a forked child shares with its parent
 /// until it writes to them, and a few bytes once per process are cheaper than those copies.
+#[inline]
 pub(crate) fn become_child(identity: ChildIdentity) {
     let inherited = me().replace(Me {
         name: identity.name,

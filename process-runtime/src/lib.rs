@@ -163,6 +163,7 @@ mod codec;
 mod current;
 mod error;
 mod globals;
+mod oneshot;
 mod panic;
 mod pool;
 mod process;

@@ -11,10 +11,10 @@ use crate::attach;
 use crate::children::{self, Child};
 use crate::current;
 use crate::error::{ProcessError, SpawnError};
-use crate::spawn::{self, Job, Work};
+use crate::spawn::{self, Job, Reports, Work};
 use crate::start_method::{StartMethod, get_start_method};
 use crate::sys::ExitStatus;
-use crate::task::{self, Task, encode_call, encode_report, run_caught};
+use crate::task::{self, Task, encode_call, run_caught};
 use crate::wire;
 
 /// Options for starting a child: its name, whether it is a daemon, and how it is started.
@@ -80,7 +80,13 @@ impl<T: Task> Builder<T> {
         let work = match method {
             StartMethod::Fork => {
                 let task = self.task;
-                Work::Closure(Box::new(move || encode_report(&run_caught(task, args))))
+                let mut call = Some((task, args));
+                Work::Closure(Box::new(move |out, shared| match call.take() {
+                    Some((task, args)) => {
+                        task::encode_report_attached(&run_caught(task, args), out, shared)
+                    }
+                    None => task::EXIT_FAILURE,
+                }))
             }
             StartMethod::Spawn | StartMethod::ForkServer => {
                 let payload = attach::encode_with(|out| encode_call(&self.task, &args, out))
@@ -121,8 +127,8 @@ pub struct Process<R> {
 /// Where the child's one report is.
 #[derive(Debug)]
 enum ReportState {
-    /// Not read yet: the channel it will come on.
-    Pending(wire::Receiver),
+    /// Not read yet: where it will come.
+    Pending(Reports),
     /// Read: the report, or `None` if the channel closed without one (the child ended without
     /// sending it).
     Received(Option<attach::Payload>),
@@ -141,7 +147,7 @@ impl<R> Process<R> {
         }
     }
 
-    fn new(child: Arc<Child>, reports: wire::Receiver) -> Self {
+    fn new(child: Arc<Child>, reports: Reports) -> Self {
         Process {
             child,
             report: ReportState::Pending(reports),
@@ -262,35 +268,38 @@ impl<R> Process<R> {
 
     /// Waits for the report, or the end of the channel.
     fn receive(&mut self) -> Result<(), ProcessError> {
-        let ReportState::Pending(reports) = &self.report else {
-            return Ok(());
-        };
-        let result = loop {
-            match reports.recv() {
-                Err(IpcError::Io(e)) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                result => break result,
+        let result = match &mut self.report {
+            ReportState::Pending(Reports::Channel(channel)) => receive(channel, self.child.pidfd()),
+            ReportState::Pending(Reports::Pipe(pipe)) => {
+                match pipe.receive(self.child.pidfd(), None) {
+                    Ok(Some(report)) => report.ok_or(IpcError::Disconnected),
+                    // No deadline: it never stops before it knows.
+                    Ok(None) => return Ok(()),
+                    Err(error) => Err(IpcError::Io(error)),
+                }
             }
+            _ => return Ok(()),
         };
         self.store(result)
     }
 
     /// Waits for the report until `deadline`; `Ok(false)` if it has not come by then.
     fn receive_until(&mut self, deadline: Instant) -> Result<bool, ProcessError> {
-        let ReportState::Pending(reports) = &self.report else {
-            return Ok(true);
-        };
-        let result = loop {
-            // ipc-channel rounds the timeout down to whole milliseconds: round up instead, and
-            // go on waiting if it returns before the deadline.
-            let left = deadline.saturating_duration_since(Instant::now());
-            match reports.try_recv_timeout(left + Duration::from_micros(999)) {
-                Ok(payload) => break Ok(payload),
-                Err(TryRecvError::Empty) if Instant::now() < deadline => {}
-                Err(TryRecvError::Empty) => return Ok(false),
-                Err(TryRecvError::IpcError(IpcError::Io(e)))
-                    if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(TryRecvError::IpcError(error)) => break Err(error),
+        let result = match &mut self.report {
+            ReportState::Pending(Reports::Channel(channel)) => {
+                match receive_until(channel, self.child.pidfd(), deadline) {
+                    Some(result) => result,
+                    None => return Ok(false),
+                }
             }
+            ReportState::Pending(Reports::Pipe(pipe)) => {
+                match pipe.receive(self.child.pidfd(), Some(deadline)) {
+                    Ok(Some(report)) => report.ok_or(IpcError::Disconnected),
+                    Ok(None) => return Ok(false),
+                    Err(error) => Err(IpcError::Io(error)),
+                }
+            }
+            _ => return Ok(true),
         };
         self.store(result)?;
         Ok(true)
@@ -310,6 +319,52 @@ impl<R> Process<R> {
             }
         });
         Ok(())
+    }
+}
+
+/// How long a wait on a report channel goes without looking at the child: a process the child
+/// forked may hold a copy of the channel's sending end, so that the channel stays open after the
+/// child has ended without reporting; the child's pidfd says so, within this long.
+const LOOK_AT_THE_CHILD: Duration = Duration::from_millis(50);
+
+/// Waits for a report on `channel`, or its end (or that of the child, whose pidfd is `child`).
+fn receive(channel: &wire::Receiver, child: BorrowedFd<'_>) -> Result<attach::Payload, IpcError> {
+    loop {
+        if let Some(result) = receive_until(channel, child, Instant::now() + LOOK_AT_THE_CHILD) {
+            return result;
+        }
+    }
+}
+
+/// Waits for a report on `channel`, or its end (or that of the child, whose pidfd is `child`),
+/// until `deadline`; `None` if none of these has come.
+fn receive_until(
+    channel: &wire::Receiver,
+    child: BorrowedFd<'_>,
+    deadline: Instant,
+) -> Option<Result<attach::Payload, IpcError>> {
+    loop {
+        // ipc-channel rounds the timeout down to whole milliseconds: round up instead, and
+        // go on waiting if it returns before the deadline.
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .min(LOOK_AT_THE_CHILD);
+        match channel.try_recv_timeout(left + Duration::from_micros(999)) {
+            Ok(payload) => return Some(Ok(payload)),
+            Err(TryRecvError::Empty) if crate::sys::has_ended(child) => {
+                // Whatever it sent before it ended is in the channel by now.
+                return Some(match channel.try_recv() {
+                    Ok(payload) => Ok(payload),
+                    Err(TryRecvError::Empty) => Err(IpcError::Disconnected),
+                    Err(TryRecvError::IpcError(error)) => Err(error),
+                });
+            }
+            Err(TryRecvError::Empty) if Instant::now() < deadline => {}
+            Err(TryRecvError::Empty) => return None,
+            Err(TryRecvError::IpcError(IpcError::Io(e)))
+                if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(TryRecvError::IpcError(error)) => return Some(Err(error)),
+        }
     }
 }
 
@@ -383,6 +438,14 @@ fn decode_report<R: serde::de::DeserializeOwned + 'static>(
 
 impl<R> Drop for Process<R> {
     fn drop(&mut self) {
+        if let ReportState::Pending(Reports::Pipe(_)) = self.report {
+            if let ReportState::Pending(Reports::Pipe(pipe)) =
+                std::mem::replace(&mut self.report, ReportState::Taken)
+            {
+                // What it may send beside its report is let go of when it has ended.
+                self.child.on_reap(Box::new(move || pipe.settle()));
+            }
+        }
         children::detach(Arc::clone(&self.child));
     }
 }

@@ -199,6 +199,7 @@ pub(crate) fn dev_null() -> Option<BorrowedFd<'static>> {
 
 /// Points standard input at `/dev/null`, as Python does in every child, so that a child never
 /// competes with its parent for the terminal.
+#[inline]
 pub(crate) fn stdin_from_dev_null() {
     if let Some(null) = dev_null() {
         // SAFETY: dup2 onto descriptor 0 replaces stdin atomically (the copy is not close-on-exec);

@@ -300,7 +300,8 @@ pub(crate) fn encode_report<R: Serialize + 'static>(report: &Report<R>) -> Outco
 
 /// [`encode_report_into`], gathering the report's attachments into `out_shared`. A value with
 /// more than a message can carry becomes a [`Report::Failed`] that says so.
-fn encode_report_attached<R: Serialize + 'static>(
+#[inline]
+pub(crate) fn encode_report_attached<R: Serialize + 'static>(
     report: &Report<R>,
     out: &mut Vec<u8>,
     out_shared: &mut Attachments,

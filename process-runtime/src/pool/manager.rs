@@ -236,7 +236,12 @@ fn start_worker(config: &Config) -> Result<Started, SpawnError> {
     });
     Ok(Started {
         child: spawned.child,
-        reports: spawned.reports,
+        reports: spawned
+            .reports
+            .into_channel()
+            .ok_or_else(|| SpawnError::Bootstrap {
+                reason: "a pool worker must report on a channel".to_owned(),
+            })?,
         link,
         progress,
     })

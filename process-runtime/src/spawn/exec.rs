@@ -1,7 +1,7 @@
 //! Start method `Spawn`: execute this program again and run only the task in it.
 
 use super::bootstrap::{self, Body, Role};
-use super::{Job, Start, Started};
+use super::{Job, Reports, Start, Started};
 use crate::error::SpawnError;
 use crate::globals::Snapshot;
 use crate::sys;
@@ -22,7 +22,7 @@ pub(super) fn start(job: Job, globals: Snapshot) -> Result<Started, SpawnError> 
     Ok(Started {
         pid,
         pidfd,
-        reports,
+        reports: Reports::Channel(reports),
     })
 }
 

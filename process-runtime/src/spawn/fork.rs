@@ -3,11 +3,11 @@
 use std::cell::Cell;
 use std::io::Write;
 
-use super::{Job, Started, Work};
+use super::{Job, Reports, Started, Work};
 use crate::error::SpawnError;
 use crate::sys::{self, Forked};
 use crate::task::{self, EXIT_FAILURE};
-use crate::{attach, child};
+use crate::{attach, child, oneshot};
 use crate::{children, current};
 
 /// Starts the child, on the calling thread (on the spawner thread for a daemon).
@@ -31,14 +31,26 @@ pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
     let fork_lock = super::FORK_LOCK
         .write()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let (reports_tx, reports) =
-        crate::wire::channel().map_err(|e| SpawnError::os("create a channel", e))?;
+    // Where the child will report, made now that no other fork can copy it.
+    let prepared = match work {
+        // A closure reports once, on a pipe (see `oneshot`).
+        Work::Closure(work) => {
+            let (sender, receiver) =
+                oneshot::pair().map_err(|e| SpawnError::os("create a pipe", e))?;
+            Prepared::Closure(work, sender, receiver)
+        }
+        Work::Encoded { task, payload } => {
+            let (sender, receiver) =
+                crate::wire::channel().map_err(|e| SpawnError::os("create a channel", e))?;
+            Prepared::Encoded(task, payload, sender, receiver)
+        }
+    };
     // Only a daemon checks that its parent is still there.
     let parent_pid = identity.daemon.then(|| std::process::id() as i32);
     // The child reads the arguments' spills it inherits: holds on them for it.
-    let child_holds = match &work {
-        Work::Encoded { payload, .. } => attach::hold_for_child(&payload.shared),
-        Work::Closure(_) => Vec::new(),
+    let child_holds = match &prepared {
+        Prepared::Encoded(_, payload, ..) => attach::hold_for_child(&payload.shared),
+        Prepared::Closure(..) => Vec::new(),
     };
 
     // The locks the child must find unlocked: stdout and stderr (so that a child never blocks
@@ -61,16 +73,20 @@ pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
     // parent is the documented risk of this start method.
     let forked = unsafe { sys::fork() };
     drop((
-        spills, executable, globals, channels, registry, current, stderr, stdout,
+        spills, executable, globals, channels, current, stderr, stdout,
     ));
     drop((fork_lock, spawner, server));
+    if let Ok(Forked::Child) = forked {
+        registry.forked_child();
+    } else {
+        drop(registry);
+    }
     match forked {
         Err(error) => {
             attach::drop_for_child(child_holds);
             Err(SpawnError::os("fork", error))
         }
         Ok(Forked::Child) => {
-            drop(reports);
             if let Some(parent_pid) = parent_pid {
                 let _ = sys::set_parent_death_signal(libc::SIGKILL);
                 if sys::getppid() != parent_pid {
@@ -78,25 +94,43 @@ pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
                 }
             }
             sys::stdin_from_dev_null();
-            match work {
-                Work::Closure(work) => child::run(identity, reports_tx, extras, work),
-                Work::Encoded { task, payload } => match task::lookup(task) {
-                    Ok(entry) => {
-                        let holds = attach::adopt(child_holds);
-                        child::run(identity, reports_tx, extras, move || {
-                            let outcome = entry.run_to_outcome(&payload.bytes.0, payload.shared);
-                            // The spills are read: released.
-                            drop(holds);
-                            outcome
-                        })
+            // The parent's end is closed here, so that a report to a parent that has died
+            // fails instead of filling a pipe that only this child could read.
+            match prepared {
+                Prepared::Closure(mut work, sender, receiver) => {
+                    receiver.close_in_child();
+                    child::run_forked(identity, sender, &mut *work)
+                }
+                Prepared::Encoded(task, payload, sender, receiver) => {
+                    drop(receiver);
+                    match task::lookup(task) {
+                        Ok(entry) => {
+                            let holds = attach::adopt(child_holds);
+                            child::run(identity, sender, extras, move || {
+                                let outcome =
+                                    entry.run_to_outcome(&payload.bytes.0, payload.shared);
+                                // The spills are read: released.
+                                drop(holds);
+                                outcome
+                            })
+                        }
+                        Err(_) => sys::exit_now(EXIT_FAILURE),
                     }
-                    Err(_) => sys::exit_now(EXIT_FAILURE),
-                },
+                }
             }
         }
         Ok(Forked::Parent(pid)) => {
-            drop(reports_tx);
             drop(extras);
+            let reports = match prepared {
+                Prepared::Closure(_, sender, receiver) => {
+                    drop(sender);
+                    Reports::Pipe(receiver)
+                }
+                Prepared::Encoded(_, _, sender, receiver) => {
+                    drop(sender);
+                    Reports::Channel(receiver)
+                }
+            };
             let pidfd = sys::pidfd_open(pid).map_err(|e| SpawnError::os("open a pidfd", e))?;
             Ok(Started {
                 pid,
@@ -105,6 +139,20 @@ pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
             })
         }
     }
+}
+
+/// The work, and where the child will report, made before the fork.
+enum Prepared {
+    /// A closure, which reports once, on a pipe (a `Process`).
+    Closure(Box<super::Closure>, oneshot::Sender, oneshot::Receiver),
+    /// A registered task and its encoded arguments, which report on a channel (a pool worker,
+    /// which reports many times).
+    Encoded(
+        &'static str,
+        crate::attach::Payload,
+        crate::wire::Sender,
+        crate::wire::Receiver,
+    ),
 }
 
 thread_local! {

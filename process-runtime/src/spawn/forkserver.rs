@@ -32,7 +32,7 @@ use ipc_channel::ipc::{self, IpcReceiver, IpcSender};
 use serde::{Deserialize, Serialize};
 
 use super::bootstrap::{self, Body, Role};
-use super::{Job, Start, Started};
+use super::{Job, Reports, Start, Started};
 use crate::error::SpawnError;
 use crate::globals::Snapshot;
 use crate::sys::{self, Forked, ThreadRecords};
@@ -150,7 +150,7 @@ pub(super) fn start(job: Job, globals: Snapshot) -> Result<Started, SpawnError> 
             Ok(Started {
                 pid,
                 pidfd,
-                reports,
+                reports: Reports::Channel(reports),
             })
         }
         Reply::Missing(pid) => {

@@ -24,12 +24,11 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use serde::{Deserialize, Serialize};
 
 use crate::StartMethod;
-use crate::attach::Payload;
+use crate::attach::{Attachments, Payload};
 use crate::children::{self, Child};
 use crate::current::ChildIdentity;
 use crate::error::SpawnError;
 use crate::globals::Snapshot;
-use crate::task::Outcome;
 use crate::wire;
 
 /// What to run in the child.
@@ -42,9 +41,16 @@ pub(crate) enum Work {
         payload: Payload,
     },
     /// A closure, run in a forked copy of this process (start method `Fork` only): nothing is
-    /// encoded on the way in.
-    Closure(Box<dyn FnOnce() -> Outcome + Send>),
+    /// encoded on the way in. It encodes its report after what the buffer holds, gathers the
+    /// report's attachments, and returns the exit code.
+    /// Called once; `FnMut` so that the child can call it without freeing the box (a free in the
+    /// child writes to pages it shares with its parent).
+    Closure(Box<Closure>),
 }
+
+/// A closure run in a forked child: encodes the report after what the buffer holds, gathers the
+/// report's attachments, and returns the exit code.
+pub(crate) type Closure = dyn FnMut(&mut Vec<u8>, &mut Attachments) -> i32 + Send;
 
 impl std::fmt::Debug for Work {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -81,11 +87,31 @@ pub(crate) struct Extras {
     pub(crate) shared: Option<ipc_channel::ipc::IpcSharedMemory>,
 }
 
-/// A started child and the channel its report will arrive on.
+/// A started child and where its reports will arrive.
 #[derive(Debug)]
 pub(crate) struct Spawned {
     pub(crate) child: Arc<Child>,
-    pub(crate) reports: wire::Receiver,
+    pub(crate) reports: Reports,
+}
+
+/// Where a child's reports arrive.
+#[derive(Debug)]
+pub(crate) enum Reports {
+    /// A channel: for a child sent its work (a pool worker, which reports many times).
+    Channel(wire::Receiver),
+    /// A pipe: for a forked child running a closure, which reports once (see
+    /// [`oneshot`](crate::oneshot)).
+    Pipe(crate::oneshot::Receiver),
+}
+
+impl Reports {
+    /// The channel, for a child that reports on one.
+    pub(crate) fn into_channel(self) -> Option<wire::Receiver> {
+        match self {
+            Reports::Channel(channel) => Some(channel),
+            Reports::Pipe(_) => None,
+        }
+    }
 }
 
 /// What a child started by re-execution or by the fork server receives.
@@ -180,6 +206,7 @@ pub(crate) fn spawn(job: Job) -> Result<Spawned, SpawnError> {
     // this process (each written page is a copy).
     crate::panic::install_hook();
     children::install_exit_handler();
+    children::claim();
     let (name, daemon) = (job.identity.name.clone(), job.identity.daemon);
     // A forked child has the values already; any other needs them sent, as they are now.
     // Taken here, on the calling thread, which may be inside a global's update (`GlobalBusy`).
@@ -206,7 +233,7 @@ pub(crate) fn spawn(job: Job) -> Result<Spawned, SpawnError> {
 pub(crate) struct Started {
     pub(crate) pid: i32,
     pub(crate) pidfd: std::os::fd::OwnedFd,
-    pub(crate) reports: wire::Receiver,
+    pub(crate) reports: Reports,
 }
 
 /// Runs `errand` on this process's spawner thread and returns what it returned.

@@ -1,0 +1,480 @@
+//! The one report of a [`Process`](crate::Process) started by `fork`, on a pipe of its own.
+//!
+//! A forked child sends exactly one report. On an ipc-channel channel of its own, that cost a
+//! third of a `Fork` spawn + join beyond the raw fork + pipe floor: a socket pair made and torn
+//! down per child, a 200 KiB receive buffer allocated per message, and in the child, ipc-channel's
+//! code and allocations, each page of which is a page fault in a process that shares its memory
+//! with its parent. So the report travels on a pipe: the child encodes it into a buffer its parent
+//! allocated before the fork, behind a [`HEADER`], and writes it with one `write`; the parent
+//! reads it with `read`.
+//!
+//! A pipe cannot pass file descriptors, and a report's attachments (shared objects, large byte
+//! strings; see [`attach`](crate::attach)) are file descriptors. Those go on the process's
+//! *inbox*: one ipc-channel channel per parent process, made at its first `Fork` spawn and
+//! inherited by every child it forks. A child with attachments sends them there, tagged with the
+//! token its parent gave it, *before* it writes its report to the pipe, whose header says that
+//! they exist; so when the parent has read that header, the attachments are already in the
+//! inbox, and taking them never waits for a child. Messages for other children met on the way
+//! are kept for them. The inbox message is small (a token and the descriptors); the report's
+//! bytes, however large, go on the pipe, which the parent reads as they come.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use crate::attach::{Attachments, Payload};
+use crate::wire;
+
+/// Bytes before the report: its length, little-endian, with [`ATTACHED`] set if the report has
+/// attachments in the inbox.
+const HEADER: usize = 8;
+
+/// The header's flag for a report whose attachments are in the inbox.
+const ATTACHED: u64 = 1 << 63;
+
+/// The most bytes read at once (and reserved ahead: the length came from another process).
+const STEP: usize = 1 << 20;
+
+/// The child's end: where it writes its report.
+#[derive(Debug)]
+pub(crate) struct Sender {
+    pipe: OwnedFd,
+    /// Allocated by the parent, with room for the header: a child writing into it allocates
+    /// nothing for a small report.
+    buffer: Vec<u8>,
+    token: u64,
+    inbox: wire::Sender,
+}
+
+/// The parent's end: what it has read of the report so far.
+#[derive(Debug)]
+pub(crate) struct Receiver {
+    pipe: OwnedFd,
+    token: u64,
+    inbox: Arc<Inbox>,
+    header: [u8; HEADER],
+    /// How much of `header` has been read.
+    header_read: usize,
+    /// The report read so far.
+    body: Vec<u8>,
+}
+
+/// A pipe for one report, and the buffer the child will encode it into. Made by the parent
+/// before the fork; the child keeps the [`Sender`], the parent the [`Receiver`].
+pub(crate) fn pair() -> io::Result<(Sender, Receiver)> {
+    let inbox = inbox()?;
+    let (read, write) = pipe()?;
+    let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
+    let mut buffer = Vec::with_capacity(256);
+    buffer.extend_from_slice(&[0; HEADER]);
+    Ok((
+        Sender {
+            pipe: write,
+            buffer,
+            token,
+            inbox: inbox.sender.clone(),
+        },
+        Receiver {
+            pipe: read,
+            token,
+            inbox,
+            header: [0; HEADER],
+            header_read: 0,
+            body: Vec::new(),
+        },
+    ))
+}
+
+/// A new pipe, close-on-exec at both ends: `(read end, write end)`.
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into the array it is given, which has room for two.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 succeeded, so both are open descriptors that nothing else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+impl Sender {
+    /// In the child: runs `work`, which encodes the report after what the buffer holds and
+    /// gathers its attachments, and sends the report. Returns the exit code `work` chose.
+    ///
+    /// Nothing is freed: the child is about to exit, and a free writes to pages it shares with
+    /// its parent.
+    #[inline(always)]
+    pub(crate) fn send(self, work: &mut crate::spawn::Closure) -> i32 {
+        let Sender {
+            pipe,
+            mut buffer,
+            token,
+            inbox,
+        } = self;
+        let mut shared = Vec::new();
+        let mut exit_code = work(&mut buffer, &mut shared);
+        let mut flags = 0;
+        if !shared.is_empty() {
+            let attachments = Payload {
+                bytes: wire::Bytes(token.to_le_bytes().to_vec()),
+                shared,
+            };
+            match inbox.send(attachments) {
+                Ok(()) => flags = ATTACHED,
+                Err(error) => {
+                    buffer.truncate(HEADER);
+                    exit_code = crate::task::encode_report_into::<()>(
+                        &crate::task::Report::Failed(format!(
+                            "the return value's shared objects could not be sent: {error}"
+                        )),
+                        &mut buffer,
+                    );
+                }
+            }
+        }
+        let header = (buffer.len() - HEADER) as u64 | flags;
+        buffer[..HEADER].copy_from_slice(&header.to_le_bytes());
+        // The parent may be gone; then nobody wants the report.
+        let _ = write_all(pipe.as_fd(), &buffer);
+        std::mem::forget((pipe, buffer, inbox));
+        exit_code
+    }
+}
+
+#[inline(always)]
+fn write_all(pipe: BorrowedFd<'_>, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        // SAFETY: the pointer and length describe the live slice `bytes`.
+        let n = unsafe { libc::write(pipe.as_raw_fd(), bytes.as_ptr().cast(), bytes.len()) };
+        if n < 0 {
+            let error = io::Error::last_os_error();
+            if error.kind() != io::ErrorKind::Interrupted {
+                return Err(error);
+            }
+            continue;
+        }
+        bytes = &bytes[n as usize..];
+    }
+    Ok(())
+}
+
+impl Receiver {
+    /// Reads until the report is whole, with its attachments (`Ok(Some(Some(_)))`), or until it
+    /// is clear that none will come (`Ok(Some(None))`): the pipe closed, or the child, whose
+    /// pidfd is `child`, has ended without writing it all (a copy of the pipe's write end in a
+    /// process the child forked would keep the pipe open). `Ok(None)` if `deadline` (`None`:
+    /// none) passes first.
+    pub(crate) fn receive(
+        &mut self,
+        child: BorrowedFd<'_>,
+        deadline: Option<Instant>,
+    ) -> io::Result<Option<Option<Payload>>> {
+        // Once the child has ended, what it wrote is all in the pipe: read it without waiting.
+        let mut ended = false;
+        loop {
+            let wanted = match self.header() {
+                Some(header) => {
+                    let length = header & !ATTACHED;
+                    let left = length.saturating_sub(self.body.len() as u64) as usize;
+                    if left == 0 {
+                        let shared = if header & ATTACHED != 0 {
+                            self.inbox.take(self.token)?
+                        } else {
+                            Vec::new()
+                        };
+                        return Ok(Some(Some(Payload {
+                            bytes: wire::Bytes(std::mem::take(&mut self.body)),
+                            shared,
+                        })));
+                    }
+                    left
+                }
+                None => 0,
+            };
+            let wait_until = if ended {
+                Some(Instant::now())
+            } else {
+                deadline
+            };
+            let (readable, child_ended) = wait(self.pipe.as_fd(), child, wait_until)?;
+            let read = if readable {
+                if wanted > 0 {
+                    self.read_body(wanted)
+                } else {
+                    self.read_header()
+                }
+            } else if child_ended && !ended {
+                ended = true;
+                continue;
+            } else if ended {
+                Ok(0)
+            } else {
+                return Ok(None);
+            };
+            match read {
+                Ok(0) => {
+                    // It may have sent attachments before it ended: nobody wants them now.
+                    self.inbox.discard(self.token);
+                    return Ok(Some(None));
+                }
+                Ok(_) => {}
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// In the child: closes its copy of the parent's end, and touches nothing else (its buffer
+    /// and the inbox are shared with the parent, and a write there would copy a page).
+    pub(crate) fn close_in_child(self) {
+        let Receiver {
+            pipe, inbox, body, ..
+        } = self;
+        drop(pipe);
+        std::mem::forget((inbox, body));
+    }
+
+    /// After the child has ended without its report having been read (its handle was
+    /// dropped): lets go of the attachments it may have sent.
+    pub(crate) fn settle(self) {
+        self.inbox.discard(self.token);
+    }
+
+    /// The header, once all of it is in.
+    fn header(&self) -> Option<u64> {
+        (self.header_read == HEADER).then(|| u64::from_le_bytes(self.header))
+    }
+
+    /// Reads the rest of the header and, with it, as much of a small report as has come.
+    fn read_header(&mut self) -> io::Result<usize> {
+        let mut chunk = [0u8; 4096];
+        let n = read(self.pipe.as_fd(), &mut chunk)?;
+        let header = (HEADER - self.header_read).min(n);
+        self.header[self.header_read..][..header].copy_from_slice(&chunk[..header]);
+        self.header_read += header;
+        if n > header {
+            let length = u64::from_le_bytes(self.header) & !ATTACHED;
+            // Never more than the header says: the rest would be garbage.
+            let body = length.min((n - header) as u64) as usize;
+            self.body.reserve_exact(length.min(STEP as u64) as usize);
+            self.body.extend_from_slice(&chunk[header..][..body]);
+        }
+        Ok(n)
+    }
+
+    /// Reads up to `wanted` more bytes of the report, straight into its buffer.
+    fn read_body(&mut self, wanted: usize) -> io::Result<usize> {
+        let wanted = wanted.min(STEP);
+        self.body.reserve(wanted);
+        let spare = &mut self.body.spare_capacity_mut()[..wanted];
+        // SAFETY: the pointer and length describe the vector's spare capacity, which `read`
+        // may write to; nothing reads it before `set_len` below covers what was written.
+        let n = unsafe {
+            libc::read(
+                self.pipe.as_raw_fd(),
+                spare.as_mut_ptr().cast(),
+                spare.len(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `read` initialised the first `n` bytes of the spare capacity.
+        unsafe { self.body.set_len(self.body.len() + n as usize) };
+        Ok(n as usize)
+    }
+}
+
+/// Waits until `pipe` is readable (or closed) or the child whose pidfd is `child` has ended, or
+/// `deadline` passes: which of the two happened.
+fn wait(
+    pipe: BorrowedFd<'_>,
+    child: BorrowedFd<'_>,
+    deadline: Option<Instant>,
+) -> io::Result<(bool, bool)> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    loop {
+        let timeout = match deadline {
+            None => PollTimeout::NONE,
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                // Rounded up, so that a deadline a few microseconds away is not busy-polled.
+                let millis = left.as_micros().div_ceil(1000);
+                PollTimeout::try_from(millis.min(i32::MAX as u128) as i32)
+                    .unwrap_or(PollTimeout::MAX)
+            }
+        };
+        let mut fds = [
+            PollFd::new(pipe, PollFlags::POLLIN),
+            PollFd::new(child, PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, timeout) {
+            Ok(0) => {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Ok((false, false));
+                }
+            }
+            Ok(_) => {
+                let ready = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
+                return Ok((ready(&fds[0]), ready(&fds[1])));
+            }
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(errno) => return Err(errno.into()),
+        }
+    }
+}
+
+fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: the pointer and length describe `buf`.
+    let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// The token of the next child forked in this process (inherited values are never reused
+/// within the process that holds them: each process's inbox is its own).
+static NEXT_TOKEN: AtomicU64 = AtomicU64::new(0);
+
+/// Where this process's forked children send their reports' attachments.
+#[derive(Debug)]
+pub(crate) struct Inbox {
+    /// The process it belongs to.
+    owner: u32,
+    sender: wire::Sender,
+    receiver: Mutex<Mail>,
+}
+
+/// What the inbox has received and not yet handed out.
+#[derive(Debug)]
+struct Mail {
+    channel: wire::Receiver,
+    /// Attachments of children whose parent has not come for them yet, by token.
+    kept: HashMap<u64, Attachments>,
+}
+
+static INBOX: Mutex<Option<Arc<Inbox>>> = Mutex::new(None);
+
+/// This process's inbox, made if it has none yet. One inherited through `fork` is its
+/// parent's, and is forgotten (the parent still uses it).
+fn inbox() -> io::Result<Arc<Inbox>> {
+    let mut slot = INBOX.lock().unwrap_or_else(PoisonError::into_inner);
+    let me = std::process::id();
+    if let Some(inbox) = slot.as_ref() {
+        if inbox.owner == me {
+            return Ok(Arc::clone(inbox));
+        }
+    }
+    if let Some(inherited) = slot.take() {
+        std::mem::forget(inherited);
+    }
+    let (sender, channel) = wire::channel()?;
+    let inbox = Arc::new(Inbox {
+        owner: me,
+        sender,
+        receiver: Mutex::new(Mail {
+            channel,
+            kept: HashMap::new(),
+        }),
+    });
+    *slot = Some(Arc::clone(&inbox));
+    Ok(inbox)
+}
+
+impl Inbox {
+    /// Takes the attachments of the child with `token`, which it sent before its report's
+    /// header said so: they are in the inbox, or kept from an earlier read.
+    fn take(&self, token: u64) -> io::Result<Attachments> {
+        let mut mail = self.receiver.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some(shared) = mail.kept.remove(&token) {
+                return Ok(shared);
+            }
+            match mail.channel.recv() {
+                Ok(payload) => mail.file(payload),
+                Err(ipc_channel::IpcError::Io(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(io::Error::other(error.to_string())),
+            }
+        }
+    }
+
+    /// Drops the attachments of the child with `token`, which has ended (or closed its pipe):
+    /// if it sent any, they are in the inbox by now.
+    fn discard(&self, token: u64) {
+        let mut mail = self.receiver.lock().unwrap_or_else(PoisonError::into_inner);
+        while let Ok(payload) = mail.channel.try_recv() {
+            mail.file(payload);
+        }
+        mail.kept.remove(&token);
+    }
+}
+
+impl Mail {
+    /// Keeps what a child sent, under its token, for its parent to take.
+    fn file(&mut self, payload: Payload) {
+        // Only this crate's children send here; anything else is dropped.
+        if let Ok(token) = <[u8; 8]>::try_from(payload.bytes.0.as_slice()) {
+            self.kept.insert(u64::from_le_bytes(token), payload.shared);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::prelude::*;
+
+    #[process_task]
+    fn make_value(start: u64) -> crate::Value<u64> {
+        crate::Value::new(start).expect("a shared value")
+    }
+
+    /// Whether the inbox holds nothing: whatever has arrived is filed first.
+    fn inbox_is_empty() -> bool {
+        let inbox = super::inbox().unwrap();
+        let mut mail = inbox.receiver.lock().unwrap();
+        while let Ok(payload) = mail.channel.try_recv() {
+            mail.file(payload);
+        }
+        mail.kept.is_empty()
+    }
+
+    #[test]
+    fn the_shared_objects_of_a_child_whose_handle_was_dropped_are_let_go() {
+        // Its report is never read: what it sent beside it would stay in the inbox for ever if
+        // nothing let go of it once the child had ended.
+        let child = Process::builder(make_value)
+            .start_method(StartMethod::Fork)
+            .spawn(7)
+            .unwrap();
+        let pid = child.pid();
+        drop(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        // Reaped (by the reaper thread): what it sent is in the inbox by now.
+        while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the child was not reaped"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        while !inbox_is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the dropped child's shared object is still in the inbox"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // And the inbox still serves the next child.
+        let child = Process::builder(make_value)
+            .start_method(StartMethod::Fork)
+            .spawn(8)
+            .unwrap();
+        assert_eq!(child.join().unwrap().get(), 8);
+    }
+}
