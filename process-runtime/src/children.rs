@@ -113,14 +113,18 @@ impl Child {
 
     /// Waits until the child ends or `deadline` passes (`None`: no deadline).
     pub(crate) fn wait_until(&self, deadline: Option<Instant>) -> io::Result<Option<ExitStatus>> {
+        if let Some(status) = *self.status.lock().unwrap_or_else(PoisonError::into_inner) {
+            return Ok(Some(status));
+        }
         loop {
-            if let Some(status) = self.try_wait()? {
-                return Ok(Some(status));
-            }
             // The pidfd turns readable when the child ends; no lock is held while we wait, so
-            // `is_alive` in another thread stays instant.
+            // `is_alive` in another thread stays instant. Waited on first: a child that has
+            // just sent its report has rarely ended yet, and a `waitid` now would be wasted.
             if !sys::wait_readable(self.pidfd.as_fd(), deadline)? {
                 return Ok(None);
+            }
+            if let Some(status) = self.try_wait()? {
+                return Ok(Some(status));
             }
         }
     }
