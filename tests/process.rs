@@ -35,6 +35,7 @@ per_start_method!(
     wait_leaves_the_value_for_join,
     a_child_killed_while_its_own_child_holds_its_descriptors_is_seen_ending,
     children_started_from_many_threads_each_get_their_own_shared_object,
+    a_child_waits_for_its_children_as_it_ends,
 );
 
 #[process_task]
@@ -608,4 +609,30 @@ fn children_started_from_many_threads_each_get_their_own_shared_object(method: S
     for thread in threads {
         thread.join().unwrap();
     }
+}
+
+/// Records in `done`, after a while, that it ran to its end.
+#[process_task]
+fn finish_later(done: Value<u32>) {
+    std::thread::sleep(Duration::from_millis(200));
+    done.set(1);
+}
+
+/// Starts [`finish_later`] in a child that is not a daemon, lets go of its handle, and returns.
+#[process_task]
+fn start_a_child_and_return(done: Value<u32>) {
+    Process::builder(finish_later)
+        .spawn(done)
+        .expect("start a child");
+}
+
+fn a_child_waits_for_its_children_as_it_ends(method: StartMethod) {
+    // A child that started children of its own ends as Python's do: it waits for them first
+    // (a forked child that started none skips all this). If it did not, the grandchild would
+    // still be sleeping when the join returns.
+    let done = Value::new(0).unwrap();
+    spawn(method, start_a_child_and_return, done.clone())
+        .join()
+        .unwrap();
+    assert_eq!(done.get(), 1, "the child ended before its own child did");
 }

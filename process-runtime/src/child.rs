@@ -31,8 +31,25 @@ fn channels() -> MutexGuard<'static, Channels> {
 }
 
 /// Holds the channel lock across a fork (see [`crate::current::lock_for_fork`]).
-pub(crate) fn lock_for_fork() -> MutexGuard<'static, impl Sized> {
-    channels()
+pub(crate) fn lock_for_fork() -> ForkGuard {
+    ForkGuard(channels())
+}
+
+/// The channels, locked across a fork.
+#[derive(Debug)]
+pub(crate) struct ForkGuard(MutexGuard<'static, Channels>);
+
+impl ForkGuard {
+    /// In a child just forked: drops the channels it inherited (its parent's, if the parent is
+    /// itself a child), so that it never holds its parent's report channel open. Through the
+    /// guard already held, and only if there are any: in a forked child, code run and pages
+    /// written are page faults.
+    #[inline]
+    pub(crate) fn forked_child(mut self) {
+        if self.0.reports.is_some() || self.0.extras.is_some() {
+            *self.0 = Channels::default();
+        }
+    }
 }
 
 /// What this child's parent gave it beyond its arguments, once.
@@ -95,10 +112,9 @@ pub(crate) fn run_forked(
 ) -> ! {
     current::become_child(identity);
     panic::mark_child();
-    // Drops the channels inherited from the parent (see `run`).
-    *channels() = Channels::default();
+    // The channels inherited from the parent were dropped at the fork (`ForkGuard`).
     let exit_code = reports.send(work);
-    finish(exit_code)
+    end(exit_code)
 }
 
 /// Ends a child: terminate its daemons, wait for its other children, flush what it printed,
@@ -106,6 +122,12 @@ pub(crate) fn run_forked(
 /// (Python's children end with `os._exit` for the same reason).
 pub(crate) fn finish(exit_code: i32) -> ! {
     *channels() = Channels::default();
+    end(exit_code)
+}
+
+/// [`finish`], once the channels are gone.
+#[inline]
+fn end(exit_code: i32) -> ! {
     children::exit_children();
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, DefaultHasher};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
@@ -164,6 +164,10 @@ type Detached = HashMap<u64, Arc<Child>, BuildHasherDefault<DefaultHasher>>;
 /// [`Registry::owner`] before any process claimed it.
 const NOBODY: u32 = 0;
 
+/// [`Registry::owner`], readable without the lock: [`exit_children`] in a child that started
+/// none (most) then runs nothing else (in a forked child, code run is page faults).
+static OWNER: AtomicU32 = AtomicU32::new(NOBODY);
+
 #[derive(Debug, Default)]
 struct Registry {
     /// The pid of the process these children belong to ([`NOBODY`] until one starts a child).
@@ -217,6 +221,7 @@ fn registry() -> MutexGuard<'static, Registry> {
                 ..Registry::default()
             },
         );
+        OWNER.store(me, Ordering::Relaxed);
         std::mem::forget(inherited);
     }
     registry
@@ -237,6 +242,7 @@ impl ForkGuard {
     /// starts none has nothing to do in [`exit_children`].
     pub(crate) fn forked_child(mut self) {
         let inherited = std::mem::take(&mut *self.0);
+        OWNER.store(NOBODY, Ordering::Relaxed);
         // Forgotten, not dropped: see `registry`.
         std::mem::forget(inherited);
     }
@@ -387,16 +393,16 @@ extern "C" fn at_exit() {
 
 /// What a process does with its children when it ends normally, as Python does: daemons are
 /// terminated, then every child is waited for. The fork server is stopped last.
+#[inline]
 pub(crate) fn exit_children() {
     // Nobody has claimed the registry: this process never started a child (most children).
-    if REGISTRY
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .owner
-        == NOBODY
-    {
-        return;
+    if OWNER.load(Ordering::Relaxed) != NOBODY {
+        exit_claimed_children();
     }
+}
+
+/// [`exit_children`] in a process that has started children.
+fn exit_claimed_children() {
     let children = registry().snapshot();
     for child in children.iter().filter(|child| child.daemon) {
         let _ = child.signal(libc::SIGTERM);

@@ -116,23 +116,10 @@ impl Sender {
         let mut shared = Vec::new();
         let mut exit_code = work(&mut buffer, &mut shared);
         let mut flags = 0;
-        if !shared.is_empty() {
-            let attachments = Payload {
-                bytes: wire::Bytes(token.to_le_bytes().to_vec()),
-                shared,
-            };
-            match inbox.send(attachments) {
-                Ok(()) => flags = ATTACHED,
-                Err(error) => {
-                    buffer.truncate(HEADER);
-                    exit_code = crate::task::encode_report_into::<()>(
-                        &crate::task::Report::Failed(format!(
-                            "the return value's shared objects could not be sent: {error}"
-                        )),
-                        &mut buffer,
-                    );
-                }
-            }
+        if shared.is_empty() {
+            std::mem::forget(shared);
+        } else {
+            flags = send_attachments(&inbox, token, shared, &mut buffer, &mut exit_code);
         }
         let header = (buffer.len() - HEADER) as u64 | flags;
         buffer[..HEADER].copy_from_slice(&header.to_le_bytes());
@@ -140,6 +127,36 @@ impl Sender {
         let _ = write_all(pipe.as_fd(), &buffer);
         std::mem::forget((pipe, buffer, inbox));
         exit_code
+    }
+}
+
+/// Sends a report's attachments to the inbox, tagged with `token`; returns the header's flags.
+/// If they cannot go, the report in `buffer` becomes a failure that says why.
+#[cold]
+#[inline(never)]
+fn send_attachments(
+    inbox: &wire::Sender,
+    token: u64,
+    shared: Attachments,
+    buffer: &mut Vec<u8>,
+    exit_code: &mut i32,
+) -> u64 {
+    let attachments = Payload {
+        bytes: wire::Bytes(token.to_le_bytes().to_vec()),
+        shared,
+    };
+    match inbox.send(attachments) {
+        Ok(()) => ATTACHED,
+        Err(error) => {
+            buffer.truncate(HEADER);
+            *exit_code = crate::task::encode_report_into::<()>(
+                &crate::task::Report::Failed(format!(
+                    "the return value's shared objects could not be sent: {error}"
+                )),
+                buffer,
+            );
+            0
+        }
     }
 }
 

@@ -161,6 +161,7 @@ pub(crate) fn getppid() -> i32 {
 }
 
 /// Ends the process at once with `code`, without running `atexit` handlers or destructors.
+#[inline]
 pub(crate) fn exit_now(code: i32) -> ! {
     // SAFETY: _exit never returns and is always safe to call.
     unsafe { libc::_exit(code) }

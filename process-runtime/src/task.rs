@@ -322,6 +322,7 @@ pub(crate) fn encode_report_attached<R: Serialize + 'static>(
 }
 
 /// [`encode_report`] at the end of `out`; returns the exit code.
+#[inline]
 pub(crate) fn encode_report_into<R: Serialize + 'static>(
     report: &Report<R>,
     out: &mut Vec<u8>,

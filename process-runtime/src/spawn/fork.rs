@@ -72,14 +72,13 @@ pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
     // of the guards first thing. What the task itself does after a fork of a multi-threaded
     // parent is the documented risk of this start method.
     let forked = unsafe { sys::fork() };
-    drop((
-        spills, executable, globals, channels, current, stderr, stdout,
-    ));
+    drop((spills, executable, globals, current, stderr, stdout));
     drop((fork_lock, spawner, server));
     if let Ok(Forked::Child) = forked {
         registry.forked_child();
+        channels.forked_child();
     } else {
-        drop(registry);
+        drop((registry, channels));
     }
     match forked {
         Err(error) => {
