@@ -26,6 +26,8 @@ per_start_method!(
     daemon_cannot_start_children,
     children_of_a_child_are_named_after_it,
     large_arguments_and_results_travel_whole,
+    a_large_value_of_another_type_travels_whole,
+    a_large_value_is_read_across_short_join_timeouts,
     large_arguments_of_concurrent_children_stay_apart,
     dropped_handle_is_reaped,
     hundred_concurrent_children_leave_no_zombie,
@@ -371,6 +373,37 @@ fn large_arguments_and_results_travel_whole(method: StartMethod) {
     let back = p.join().unwrap();
     assert_eq!(back.len(), bytes.len());
     assert!(back.iter().rev().eq(bytes.iter()));
+}
+
+#[process_task]
+fn repeat(text: String, times: usize) -> (String, Vec<u32>) {
+    (text.repeat(times), (0..times as u32).collect())
+}
+
+fn a_large_value_of_another_type_travels_whole(method: StartMethod) {
+    // Encoded in the message itself (only a whole `Vec<u8>` goes beside it): many times what a
+    // pipe or a socket holds at once, so the parent reads while the child writes.
+    let (text, numbers) = spawn(method, repeat, ("abc".to_string(), 1 << 20))
+        .join()
+        .unwrap();
+    assert_eq!(text.len(), 3 << 20);
+    assert!(text.as_bytes().chunks(3).all(|chunk| chunk == b"abc"));
+    assert!(numbers.iter().copied().eq(0..1 << 20));
+}
+
+fn a_large_value_is_read_across_short_join_timeouts(method: StartMethod) {
+    // Each short wait reads what has come and keeps it: the value is whole in the end.
+    let mut child = spawn(method, repeat, ("xyz".to_string(), 1 << 20));
+    let deadline = Instant::now() + common::DEADLINE;
+    let (text, numbers) = loop {
+        if let Some(value) = child.join_timeout(Duration::from_micros(200)).unwrap() {
+            break value;
+        }
+        assert!(Instant::now() < deadline, "the value never came whole");
+    };
+    assert_eq!(text.len(), 3 << 20);
+    assert!(text.as_bytes().chunks(3).all(|chunk| chunk == b"xyz"));
+    assert!(numbers.iter().copied().eq(0..1 << 20));
 }
 
 fn large_arguments_of_concurrent_children_stay_apart(method: StartMethod) {

@@ -240,6 +240,7 @@ impl ForkGuard {
     /// In a child just forked: the registry holds its parent's children, none of its own. Says
     /// so, without the system call that asks for this process's pid, so that a child that
     /// starts none has nothing to do in [`exit_children`].
+    #[inline]
     pub(crate) fn forked_child(mut self) {
         let inherited = std::mem::take(&mut *self.0);
         OWNER.store(NOBODY, Ordering::Relaxed);
