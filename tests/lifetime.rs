@@ -8,13 +8,14 @@ use std::process::{Child, Command, Stdio};
 
 use process_runtime::StartMethod;
 
-use common::{is_dead, wait_until};
+use common::{is_dead, proc_ppid, wait_until};
 
 per_start_method!(
     daemon_is_terminated_when_its_parent_exits,
     daemon_dies_when_its_parent_is_killed,
     parent_waits_for_its_non_daemon_child_at_exit,
     pool_workers_die_when_the_pool_process_is_killed,
+    nothing_the_runtime_started_outlives_a_killed_parent,
 );
 
 /// Starts the helper and reads the pid of the child it started.
@@ -80,4 +81,38 @@ fn pool_workers_die_when_the_pool_process_is_killed(method: StartMethod) {
         wait_until(|| workers.iter().all(|&pid| is_dead(pid))),
         "pool workers {workers:?} were orphaned"
     );
+}
+
+/// The pids of the processes whose parent is `parent`, from /proc.
+fn children_of(parent: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .expect("read /proc")
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| proc_ppid(pid) == Some(parent))
+        .collect()
+}
+
+fn nothing_the_runtime_started_outlives_a_killed_parent(method: StartMethod) {
+    let (mut helper, child) = helper(method, "daemon-then-wait");
+    // Under ForkServer the helper's children are the child, the server and, once the server
+    // has replaced the spare the child came from, two spares waiting for requests.
+    let expected = match method {
+        StartMethod::ForkServer => 4,
+        _ => 1,
+    };
+    let mut started = Vec::new();
+    let all_there = wait_until(|| {
+        started = children_of(helper.id());
+        started.len() >= expected
+    });
+    helper.kill().expect("SIGKILL the helper");
+    helper.wait().expect("wait for the helper");
+    assert!(
+        all_there && started.contains(&child),
+        "the helper had {started:?} as children, expected {expected} with {child} among them"
+    );
+    // No exit handler runs under SIGKILL: the parent-death signal takes each of them down.
+    for pid in started {
+        assert!(wait_until(|| is_dead(pid)), "{pid} outlived the helper");
+    }
 }

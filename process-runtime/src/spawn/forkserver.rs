@@ -4,13 +4,13 @@
 //!
 //! The first `ForkServer` spawn of a process starts its server by re-executing the program (see
 //! [`bootstrap`](super::bootstrap)); the server never reaches `main`, so it holds nothing but the
-//! runtime, a single thread and a few pages of memory. It keeps one *spare* child, cloned in
-//! advance with `clone(CLONE_PARENT)`, waiting on the request channel: the spare is a child of
+//! runtime, a single thread and a few pages of memory. It keeps two *spare* children, cloned in
+//! advance with `clone(CLONE_PARENT)`, waiting on the request channel: a spare is a child of
 //! the *requesting* process, not of the server, so the requester waits for it, signals it, sees
 //! it in `active_children()`, and `getppid()` in it names the requester. A request goes straight
 //! to the spare, which answers with its pid, tells the server, and runs the task from the
 //! request, reporting to the requester on the channel the request carried; the server meanwhile
-//! clones the next spare, off the requester's path.
+//! clones a replacement, off the requester's path.
 //!
 //! The server ends when its request channel closes (the requester dropped it or died) and, since
 //! it has `PR_SET_PDEATHSIG`, when the requester dies; so does a waiting spare. At normal exit the
@@ -239,12 +239,19 @@ enum Note {
     Closed,
 }
 
+/// How many spares the server keeps waiting. Two: a spare is taken by a request, and its
+/// replacement takes as long to clone as a whole spawn + join of a small task, so with one, a
+/// requester starting children back to back found the replacement not ready one time in two and
+/// waited for the clone. With two, the next request finds the other.
+const SPARES: usize = 2;
+
 /// The server's loop. Runs in the re-executed server process, which has one thread.
 ///
-/// The server does not read requests itself: it keeps one *spare* child, cloned in advance,
-/// waiting on the request channel. A request goes straight to the spare, which answers the
-/// requester and becomes the child; meanwhile the server clones the next spare. The clone, the
-/// longest step of a start, is thus off the requester's path.
+/// The server does not read requests itself: it keeps [`SPARES`] *spare* children, cloned in
+/// advance, waiting on the request channel (each request goes to exactly one of them). A request
+/// goes straight to a spare, which answers the requester and becomes the child; meanwhile the
+/// server clones a replacement. The clone, the longest step of a start, is thus off the
+/// requester's path.
 pub(super) fn serve(start: ServerStart) -> ! {
     let records = ThreadRecords::of_current_thread();
     let requester = sys::getppid();
@@ -260,40 +267,104 @@ pub(super) fn serve(start: ServerStart) -> ! {
     let _ = std::io::stdout();
     let _ = sys::dev_null();
     let ServerStart { requests, replies } = start;
+    let Ok(notes) = ipc::IpcReceiverSet::new() else {
+        answer_one_with(
+            &requests,
+            &replies,
+            "could not create a set in the fork server",
+        );
+        sys::exit_now(0);
+    };
+    let mut channels = Some(Channels {
+        requests,
+        replies,
+        notes,
+    });
+    // The spares waiting, by the id of their note channel in the set.
+    let mut waiting = std::collections::HashSet::new();
     loop {
-        let Ok((note_tx, note_rx)) = ipc::channel::<Note>() else {
-            answer_one_with(
-                &requests,
-                &replies,
-                "could not create a channel in the fork server",
-            );
-            continue;
-        };
-        // SAFETY: this process has a single thread (the server never starts one), and `records`
-        // were read on it.
-        match unsafe { sys::clone_as_sibling(&records) } {
-            Ok(Forked::Child) => {
-                drop(note_rx);
-                spare(requests, replies, note_tx, requester)
-            }
-            Ok(Forked::Parent(_)) => {
-                // The spare holds the only sender left: its death closes the channel.
-                drop(note_tx);
-                match note_rx.recv() {
-                    Ok(Note::Taken) => {}
-                    Ok(Note::Closed) => sys::exit_now(0),
-                    // It died before taking a request: make another.
-                    Err(_) => {}
+        while waiting.len() < SPARES {
+            match clone_spare(&records, requester, &mut channels) {
+                Ok(id) => {
+                    waiting.insert(id);
                 }
-            }
-            Err(error) => {
-                answer_one_with(
-                    &requests,
-                    &replies,
-                    &format!("could not fork in the fork server: {error}"),
-                );
+                // None waiting: the next request would wait for ever; it gets the failure.
+                Err(reason) if waiting.is_empty() => match &channels {
+                    Some(channels) => {
+                        answer_one_with(&channels.requests, &channels.replies, &reason)
+                    }
+                    None => sys::exit_now(0),
+                },
+                // Tried again when a waiting one is taken.
+                Err(_) => break,
             }
         }
+        let Some(Ok(events)) = channels.as_mut().map(|channels| channels.notes.select()) else {
+            sys::exit_now(0);
+        };
+        for event in events {
+            match event {
+                ipc::IpcSelectionResult::MessageReceived(id, message) => {
+                    waiting.remove(&id);
+                    if let Ok(Note::Closed) = message.to::<Note>() {
+                        sys::exit_now(0);
+                    }
+                }
+                // It died before taking a request (or, taken, dropped its end): make another.
+                ipc::IpcSelectionResult::ChannelClosed(id) => {
+                    waiting.remove(&id);
+                }
+            }
+        }
+    }
+}
+
+/// What the server holds: the requester's channels, and the notes of its spares.
+struct Channels {
+    requests: IpcReceiver<Request>,
+    replies: IpcSender<Reply>,
+    notes: ipc::IpcReceiverSet,
+}
+
+/// Clones a spare that waits for a request, and adds the channel on which it will say it took
+/// one to the notes; returns its id there, or why there is no spare. The spare takes the
+/// server's channels out of `channels` (in its own copy of the server's memory).
+fn clone_spare(
+    records: &ThreadRecords,
+    requester: i32,
+    channels: &mut Option<Channels>,
+) -> Result<u64, String> {
+    let (note_tx, note_rx) = ipc::channel::<Note>()
+        .map_err(|_| "could not create a channel in the fork server".to_owned())?;
+    // SAFETY: this process has a single thread (the server never starts one), and `records`
+    // were read on it.
+    match unsafe { sys::clone_as_sibling(records) } {
+        Ok(Forked::Child) => {
+            drop(note_rx);
+            let Some(Channels {
+                requests,
+                replies,
+                notes,
+            }) = channels.take()
+            else {
+                sys::exit_now(0);
+            };
+            // The other spares' notes are not this one's business.
+            drop(notes);
+            spare(requests, replies, note_tx, requester)
+        }
+        Ok(Forked::Parent(_)) => {
+            // The spare holds the only sender left: its death closes the channel.
+            drop(note_tx);
+            let Some(channels) = channels.as_mut() else {
+                return Err("the fork server has no channels".to_owned());
+            };
+            channels
+                .notes
+                .add(note_rx)
+                .map_err(|error| format!("could not watch a spare in the fork server: {error}"))
+        }
+        Err(error) => Err(format!("could not fork in the fork server: {error}")),
     }
 }
 
