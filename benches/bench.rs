@@ -261,9 +261,9 @@ fn procspawn_pool_rate(processes: usize, tasks: u64) -> Result<f64> {
 }
 
 /// Tasks per second of the hand-rolled fork + pipes pool, median of `runs`.
-fn raw_pool_rate(processes: usize, tasks: u64, chunk: u64, runs: u64) -> Result<f64> {
+fn raw_pool_rate(processes: usize, tasks: u64, chunk: u64, warmup: u64, runs: u64) -> Result<f64> {
     let mut pool = RawPool::start(processes, chunk as usize)?;
-    pool.run(tasks.min(1000), chunk)?;
+    pool.run(warmup, chunk)?;
     let mut samples = Vec::new();
     for _ in 0..runs {
         samples.push(pool.run(tasks, chunk)?);
@@ -274,7 +274,9 @@ fn raw_pool_rate(processes: usize, tasks: u64, chunk: u64, runs: u64) -> Result<
 /// A pool of 2, one tiny task per submission, many in flight.
 fn pool_one_at_a_time(config: &Config, rows: &mut Vec<Row>) -> Result<()> {
     let tasks = config.count(100_000);
-    let floor = config.run("pool.floor", || raw_pool_rate(2, tasks, 1, 3))?;
+    let floor = config.run("pool.floor", || {
+        raw_pool_rate(2, tasks, 1, tasks.min(1000), 3)
+    })?;
     let procspawn = config.run("pool.procspawn", || {
         procspawn_pool_rate(2, config.count(20_000))
     })?;
@@ -295,13 +297,16 @@ fn pool_one_at_a_time(config: &Config, rows: &mut Vec<Row>) -> Result<()> {
 /// A pool of 2 mapping 100k tiny tasks in chunks of Python's default size.
 fn pool_map(config: &Config, rows: &mut Vec<Row>) -> Result<()> {
     let tasks = config.count(100_000);
-    let runs = config.count(5);
+    // More runs than elsewhere, and a first map of the full size that is not counted (it grows
+    // the buffers that every later one reuses, which took a few runs of 100k to settle): as in
+    // scripts/bench.py.
+    let runs = config.count(9);
     // Python's default chunksize, which `Pool::map` uses too.
     let chunk = tasks.div_ceil(4 * 2);
-    let floor = config.run("map.floor", || raw_pool_rate(2, tasks, chunk, runs))?;
+    let floor = config.run("map.floor", || raw_pool_rate(2, tasks, chunk, tasks, runs))?;
     let ours = config.run("map.ours", || {
         let pool = Pool::new(2)?;
-        pool.map(double, 0..1000)?;
+        pool.map(double, 0..tasks)?;
         let mut samples = Vec::new();
         for _ in 0..runs {
             let began = Instant::now();
@@ -470,7 +475,7 @@ fn scaling(config: &Config, rows: &mut Vec<Row>) -> Result<()> {
         (4, "scaling_pool_4"),
     ] {
         let floor = config.run(&format!("scaling.pool.floor.{processes}"), || {
-            raw_pool_rate(processes, tasks, 1, 3)
+            raw_pool_rate(processes, tasks, 1, tasks.min(1000), 3)
         })?;
         let ours = config.run(&format!("scaling.pool.ours.{processes}"), || {
             our_pool_rate(processes, tasks, 5)
