@@ -30,6 +30,7 @@ per_start_method!(
     a_large_value_is_read_across_short_join_timeouts,
     large_arguments_of_concurrent_children_stay_apart,
     dropped_handle_is_reaped,
+    a_dropped_handle_does_not_hold_up_a_large_report,
     hundred_concurrent_children_leave_no_zombie,
     detached_children_are_reaped_each_as_it_ends,
     active_children_lists_running_children,
@@ -440,6 +441,24 @@ fn dropped_handle_is_reaped(method: StartMethod) {
     assert!(
         wait_until(|| is_reaped(pid)),
         "killed child {pid} was left a zombie"
+    );
+}
+
+fn a_dropped_handle_does_not_hold_up_a_large_report(method: StartMethod) {
+    // Nobody will read the report: the child must not wait for ever to write it (a pipe or a
+    // socket holds far less than 3 MiB), but end, and be reaped.
+    let child = spawn(method, repeat, ("abc".to_string(), 1 << 20));
+    let pid = child.pid();
+    drop(child);
+    let reaped = wait_until(|| is_reaped(pid));
+    if !reaped {
+        // SAFETY: sends SIGKILL to the child this test started, so that the test binary does
+        // not wait for it at exit.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+    assert!(
+        reaped,
+        "child {pid} was still writing a report nobody reads"
     );
 }
 

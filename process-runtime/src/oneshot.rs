@@ -253,10 +253,13 @@ impl Receiver {
         std::mem::forget((inbox, body));
     }
 
-    /// After the child has ended without its report having been read (its handle was
-    /// dropped): lets go of the attachments it may have sent.
-    pub(crate) fn settle(self) {
-        self.inbox.discard(self.token);
+    /// Gives up on the report (its handle was dropped): closes the pipe now, so that a child
+    /// still writing a report larger than the pipe holds gets an error instead of waiting for
+    /// ever, and returns what lets go of the attachments it may have sent, to run once it has
+    /// ended.
+    pub(crate) fn abandon(self) -> impl FnOnce() + Send + 'static {
+        let Receiver { inbox, token, .. } = self;
+        move || inbox.discard(token)
     }
 
     /// The header, once all of it is in.

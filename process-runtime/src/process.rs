@@ -443,7 +443,7 @@ impl<R> Drop for Process<R> {
                 std::mem::replace(&mut self.report, ReportState::Taken)
             {
                 // What it may send beside its report is let go of when it has ended.
-                self.child.on_reap(Box::new(move || pipe.settle()));
+                self.child.on_reap(Box::new(pipe.abandon()));
             }
         }
         children::detach(Arc::clone(&self.child));
