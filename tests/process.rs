@@ -688,3 +688,21 @@ fn a_child_waits_for_its_children_as_it_ends(method: StartMethod) {
         .unwrap();
     assert_eq!(done.get(), 1, "the child ended before its own child did");
 }
+
+#[test]
+fn forked_children_returning_shared_objects_can_be_joined_in_any_order() {
+    // A forked child sends its shared objects ahead of its report, to a channel its parent reads
+    // only as it joins. With hundreds done and not yet joined, that channel fills up and the last
+    // children wait to send: joining one of them first must still end.
+    let children: Vec<_> = (0..280)
+        .map(|i| spawn(StartMethod::Fork, make_counter, i))
+        .collect();
+    let deadline = Instant::now() + common::DEADLINE;
+    for (i, mut child) in children.into_iter().enumerate().rev() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match child.join_timeout(left) {
+            Ok(Some(counter)) => assert_eq!(counter.get(), i as u64),
+            other => panic!("child {i}: {other:?}"),
+        }
+    }
+}

@@ -35,6 +35,11 @@ const HEADER: usize = 8;
 /// The header's flag for a report whose attachments are in the inbox.
 const ATTACHED: u64 = 1 << 63;
 
+/// How long a parent waits for a report before it reads what the inbox holds, and then again.
+/// The inbox holds a few hundred messages: with that many children done and not yet joined,
+/// the next ones wait to send theirs, and so to write their reports, until somebody reads it.
+const DRAIN_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// The most bytes read at once (and reserved ahead: the length came from another process).
 const STEP: usize = 1 << 20;
 
@@ -210,10 +215,12 @@ impl Receiver {
                 }
                 None => 0,
             };
+            // In slices: see `DRAIN_EVERY`.
+            let slice = Instant::now() + DRAIN_EVERY;
             let wait_until = if ended {
                 Some(Instant::now())
             } else {
-                deadline
+                Some(deadline.map_or(slice, |deadline| deadline.min(slice)))
             };
             let (readable, child_ended) = wait(self.pipe.as_fd(), child, wait_until)?;
             let read = if readable {
@@ -227,6 +234,9 @@ impl Receiver {
                 continue;
             } else if ended {
                 Ok(0)
+            } else if deadline.is_none_or(|deadline| Instant::now() < deadline) {
+                self.inbox.drain();
+                continue;
             } else {
                 return Ok(None);
             };
@@ -426,14 +436,27 @@ impl Inbox {
     /// if it sent any, they are in the inbox by now.
     fn discard(&self, token: u64) {
         let mut mail = self.receiver.lock().unwrap_or_else(PoisonError::into_inner);
-        while let Ok(payload) = mail.channel.try_recv() {
-            mail.file(payload);
-        }
+        mail.drain();
         mail.kept.remove(&token);
+    }
+
+    /// Keeps what has arrived, for the parents to take, so that children waiting to send can.
+    fn drain(&self) {
+        self.receiver
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain();
     }
 }
 
 impl Mail {
+    /// Files everything that has arrived.
+    fn drain(&mut self) {
+        while let Ok(payload) = self.channel.try_recv() {
+            self.file(payload);
+        }
+    }
+
     /// Keeps what a child sent, under its token, for its parent to take.
     fn file(&mut self, payload: Payload) {
         // Only this crate's children send here; anything else is dropped.
