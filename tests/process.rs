@@ -37,7 +37,6 @@ per_start_method!(
     sentinel_becomes_readable_at_exit,
     wait_leaves_the_value_for_join,
     a_child_killed_while_its_own_child_holds_its_descriptors_is_seen_ending,
-    children_started_from_many_threads_each_get_their_own_shared_object,
     a_child_waits_for_its_children_as_it_ends,
 );
 
@@ -639,30 +638,6 @@ fn a_child_killed_while_its_own_child_holds_its_descriptors_is_seen_ending(metho
     }
 }
 
-#[process_task]
-fn make_counter(start: u64) -> Value<u64> {
-    Value::new(start).expect("a shared value")
-}
-
-fn children_started_from_many_threads_each_get_their_own_shared_object(method: StartMethod) {
-    // Shared objects go back beside the report; with many children ending at once, each
-    // parent thread must get its own child's, not a sibling's.
-    let threads: Vec<_> = (0..4u64)
-        .map(|thread| {
-            std::thread::spawn(move || {
-                for i in 0..10 {
-                    let start = thread * 100 + i;
-                    let counter = spawn(method, make_counter, start).join().unwrap();
-                    assert_eq!(counter.get(), start);
-                }
-            })
-        })
-        .collect();
-    for thread in threads {
-        thread.join().unwrap();
-    }
-}
-
 /// Records in `done`, after a while, that it ran to its end.
 #[process_task]
 fn finish_later(done: Value<u32>) {
@@ -687,22 +662,4 @@ fn a_child_waits_for_its_children_as_it_ends(method: StartMethod) {
         .join()
         .unwrap();
     assert_eq!(done.get(), 1, "the child ended before its own child did");
-}
-
-#[test]
-fn forked_children_returning_shared_objects_can_be_joined_in_any_order() {
-    // A forked child sends its shared objects ahead of its report, to a channel its parent reads
-    // only as it joins. With hundreds done and not yet joined, that channel fills up and the last
-    // children wait to send: joining one of them first must still end.
-    let children: Vec<_> = (0..280)
-        .map(|i| spawn(StartMethod::Fork, make_counter, i))
-        .collect();
-    let deadline = Instant::now() + common::DEADLINE;
-    for (i, mut child) in children.into_iter().enumerate().rev() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match child.join_timeout(left) {
-            Ok(Some(counter)) => assert_eq!(counter.get(), i as u64),
-            other => panic!("child {i}: {other:?}"),
-        }
-    }
 }

@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use process_runtime::prelude::*;
 use process_runtime::{LockError, ProcessError, SpawnError, TaskError, pipe_with_capacity};
@@ -28,6 +28,7 @@ per_start_method!(
     a_shared_object_made_in_a_child_is_returned,
     a_map_over_hundreds_of_shared_objects_goes_in_messages_that_fit,
     too_many_shared_objects_in_one_value_is_an_error_that_says_so,
+    children_started_from_many_threads_each_get_their_own_shared_object,
 );
 
 fn pool_of_two(method: StartMethod) -> Pool {
@@ -567,4 +568,41 @@ fn too_many_shared_objects_in_one_value_is_an_error_that_says_so(method: StartMe
         (0..30).sum()
     );
     assert_eq!(pool.apply(new_values, 30).unwrap().len(), 30);
+}
+
+fn children_started_from_many_threads_each_get_their_own_shared_object(method: StartMethod) {
+    // Shared objects go back beside the report; with many children ending at once, each
+    // parent thread must get its own child's, not a sibling's.
+    let threads: Vec<_> = (0..4u64)
+        .map(|thread| {
+            std::thread::spawn(move || {
+                for i in 0..10 {
+                    let start = thread * 100 + i;
+                    let counter = spawn(method, make_counter, start).join().unwrap();
+                    assert_eq!(counter.get(), start);
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+}
+
+#[test]
+fn forked_children_returning_shared_objects_can_be_joined_in_any_order() {
+    // A forked child sends its shared objects ahead of its report, to a channel its parent reads
+    // only as it joins. With hundreds done and not yet joined, that channel fills up and the last
+    // children wait to send: joining one of them first must still end.
+    let children: Vec<_> = (0..280)
+        .map(|i| spawn(StartMethod::Fork, make_counter, i))
+        .collect();
+    let deadline = Instant::now() + DEADLINE;
+    for (i, mut child) in children.into_iter().enumerate().rev() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match child.join_timeout(left) {
+            Ok(Some(counter)) => assert_eq!(counter.get(), i as u64),
+            other => panic!("child {i}: {other:?}"),
+        }
+    }
 }

@@ -249,8 +249,9 @@ impl ForkGuard {
     }
 }
 
-/// Makes the registry this process's own, before it starts a child: from then on
-/// [`exit_children`] waits for its children and stops its fork server.
+/// Makes the registry this process's own before it starts a fork server, so that
+/// [`exit_children`] stops the server even if no child is ever registered (registering one
+/// claims the registry too).
 pub(crate) fn claim() {
     drop(registry());
 }

@@ -20,7 +20,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
@@ -71,7 +71,7 @@ pub(crate) struct Receiver {
 /// before the fork; the child keeps the [`Sender`], the parent the [`Receiver`].
 pub(crate) fn pair() -> io::Result<(Sender, Receiver)> {
     let inbox = inbox()?;
-    let (read, write) = pipe()?;
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
     let mut buffer = Vec::with_capacity(256);
     buffer.extend_from_slice(&[0; HEADER]);
@@ -91,17 +91,6 @@ pub(crate) fn pair() -> io::Result<(Sender, Receiver)> {
             body: Vec::new(),
         },
     ))
-}
-
-/// A new pipe, close-on-exec at both ends: `(read end, write end)`.
-fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 writes two descriptors into the array it is given, which has room for two.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: pipe2 succeeded, so both are open descriptors that nothing else owns.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 impl Sender {
@@ -165,19 +154,16 @@ fn send_attachments(
     }
 }
 
+/// Writes all of `bytes`, with `write(2)` itself: in the child, which runs it, std's `write_all`
+/// would be one more stretch of code to fault in.
 #[inline(always)]
-fn write_all(pipe: BorrowedFd<'_>, mut bytes: &[u8]) -> io::Result<()> {
+fn write_all(pipe: BorrowedFd<'_>, mut bytes: &[u8]) -> nix::Result<()> {
     while !bytes.is_empty() {
-        // SAFETY: the pointer and length describe the live slice `bytes`.
-        let n = unsafe { libc::write(pipe.as_raw_fd(), bytes.as_ptr().cast(), bytes.len()) };
-        if n < 0 {
-            let error = io::Error::last_os_error();
-            if error.kind() != io::ErrorKind::Interrupted {
-                return Err(error);
-            }
-            continue;
+        match nix::unistd::write(pipe, bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(error) => return Err(error),
         }
-        bytes = &bytes[n as usize..];
     }
     Ok(())
 }
@@ -222,7 +208,8 @@ impl Receiver {
             } else {
                 Some(deadline.map_or(slice, |deadline| deadline.min(slice)))
             };
-            let (readable, child_ended) = wait(self.pipe.as_fd(), child, wait_until)?;
+            let [readable, child_ended] =
+                crate::sys::wait_any_readable([self.pipe.as_fd(), child], wait_until)?;
             let read = if readable {
                 if wanted > 0 {
                     self.read_body(wanted)
@@ -280,7 +267,7 @@ impl Receiver {
     /// Reads the rest of the header and, with it, as much of a small report as has come.
     fn read_header(&mut self) -> io::Result<usize> {
         let mut chunk = [0u8; 4096];
-        let n = read(self.pipe.as_fd(), &mut chunk)?;
+        let n = nix::unistd::read(&self.pipe, &mut chunk)?;
         let header = (HEADER - self.header_read).min(n);
         self.header[self.header_read..][..header].copy_from_slice(&chunk[..header]);
         self.header_read += header;
@@ -313,55 +300,6 @@ impl Receiver {
         }
         // SAFETY: `read` initialised the first `n` bytes of the spare capacity.
         unsafe { self.body.set_len(self.body.len() + n as usize) };
-        Ok(n as usize)
-    }
-}
-
-/// Waits until `pipe` is readable (or closed) or the child whose pidfd is `child` has ended, or
-/// `deadline` passes: which of the two happened.
-fn wait(
-    pipe: BorrowedFd<'_>,
-    child: BorrowedFd<'_>,
-    deadline: Option<Instant>,
-) -> io::Result<(bool, bool)> {
-    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    loop {
-        let timeout = match deadline {
-            None => PollTimeout::NONE,
-            Some(deadline) => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                // Rounded up, so that a deadline a few microseconds away is not busy-polled.
-                let millis = left.as_micros().div_ceil(1000);
-                PollTimeout::try_from(millis.min(i32::MAX as u128) as i32)
-                    .unwrap_or(PollTimeout::MAX)
-            }
-        };
-        let mut fds = [
-            PollFd::new(pipe, PollFlags::POLLIN),
-            PollFd::new(child, PollFlags::POLLIN),
-        ];
-        match poll(&mut fds, timeout) {
-            Ok(0) => {
-                if deadline.is_some_and(|d| Instant::now() >= d) {
-                    return Ok((false, false));
-                }
-            }
-            Ok(_) => {
-                let ready = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
-                return Ok((ready(&fds[0]), ready(&fds[1])));
-            }
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(errno) => return Err(errno.into()),
-        }
-    }
-}
-
-fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: the pointer and length describe `buf`.
-    let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
         Ok(n as usize)
     }
 }

@@ -245,7 +245,7 @@ impl<R> Process<R> {
     /// first: a child blocked sending a large one would never end if we waited for it to end
     /// before reading.
     fn wait_for_end(&mut self) -> Result<ExitStatus, ProcessError> {
-        self.receive()?;
+        self.receive_until(None)?;
         self.child.wait().map_err(waiting_failed)
     }
 
@@ -255,51 +255,28 @@ impl<R> Process<R> {
         &mut self,
         deadline: Option<Instant>,
     ) -> Result<Option<ExitStatus>, ProcessError> {
-        let Some(deadline) = deadline else {
-            return self.wait_for_end().map(Some);
-        };
         if !self.receive_until(deadline)? {
             return Ok(None);
         }
-        self.child
-            .wait_until(Some(deadline))
-            .map_err(waiting_failed)
+        self.child.wait_until(deadline).map_err(waiting_failed)
     }
 
-    /// Waits for the report, or the end of the channel.
-    fn receive(&mut self) -> Result<(), ProcessError> {
-        let result = match &mut self.report {
-            ReportState::Pending(Reports::Channel(channel)) => receive(channel, self.child.pidfd()),
-            ReportState::Pending(Reports::Pipe(pipe)) => {
-                match pipe.receive(self.child.pidfd(), None) {
-                    Ok(Some(report)) => report.ok_or(IpcError::Disconnected),
-                    // No deadline: it never stops before it knows.
-                    Ok(None) => return Ok(()),
-                    Err(error) => Err(IpcError::Io(error)),
-                }
-            }
-            _ => return Ok(()),
-        };
-        self.store(result)
-    }
-
-    /// Waits for the report until `deadline`; `Ok(false)` if it has not come by then.
-    fn receive_until(&mut self, deadline: Instant) -> Result<bool, ProcessError> {
-        let result = match &mut self.report {
+    /// Waits for the report, or the end of the channel, until `deadline` (`None`: no deadline);
+    /// `Ok(false)` if neither has come by then.
+    fn receive_until(&mut self, deadline: Option<Instant>) -> Result<bool, ProcessError> {
+        let child = self.child.pidfd();
+        let received = match &mut self.report {
             ReportState::Pending(Reports::Channel(channel)) => {
-                match receive_until(channel, self.child.pidfd(), deadline) {
-                    Some(result) => result,
-                    None => return Ok(false),
-                }
+                receive_until(channel, child, deadline)
             }
-            ReportState::Pending(Reports::Pipe(pipe)) => {
-                match pipe.receive(self.child.pidfd(), Some(deadline)) {
-                    Ok(Some(report)) => report.ok_or(IpcError::Disconnected),
-                    Ok(None) => return Ok(false),
-                    Err(error) => Err(IpcError::Io(error)),
-                }
-            }
+            ReportState::Pending(Reports::Pipe(pipe)) => match pipe.receive(child, deadline) {
+                Ok(report) => report.map(|report| report.ok_or(IpcError::Disconnected)),
+                Err(error) => Some(Err(IpcError::Io(error))),
+            },
             _ => return Ok(true),
+        };
+        let Some(result) = received else {
+            return Ok(false);
         };
         self.store(result)?;
         Ok(true)
@@ -327,28 +304,21 @@ impl<R> Process<R> {
 /// child has ended without reporting; the child's pidfd says so, within this long.
 const LOOK_AT_THE_CHILD: Duration = Duration::from_millis(50);
 
-/// Waits for a report on `channel`, or its end (or that of the child, whose pidfd is `child`).
-fn receive(channel: &wire::Receiver, child: BorrowedFd<'_>) -> Result<attach::Payload, IpcError> {
-    loop {
-        if let Some(result) = receive_until(channel, child, Instant::now() + LOOK_AT_THE_CHILD) {
-            return result;
-        }
-    }
-}
-
 /// Waits for a report on `channel`, or its end (or that of the child, whose pidfd is `child`),
-/// until `deadline`; `None` if none of these has come.
+/// until `deadline` (`None`: no deadline); `None` if none of these has come.
 fn receive_until(
     channel: &wire::Receiver,
     child: BorrowedFd<'_>,
-    deadline: Instant,
+    deadline: Option<Instant>,
 ) -> Option<Result<attach::Payload, IpcError>> {
     loop {
         // ipc-channel rounds the timeout down to whole milliseconds: round up instead, and
         // go on waiting if it returns before the deadline.
-        let left = deadline
-            .saturating_duration_since(Instant::now())
-            .min(LOOK_AT_THE_CHILD);
+        let left = deadline.map_or(LOOK_AT_THE_CHILD, |deadline| {
+            deadline
+                .saturating_duration_since(Instant::now())
+                .min(LOOK_AT_THE_CHILD)
+        });
         match channel.try_recv_timeout(left + Duration::from_micros(999)) {
             Ok(payload) => return Some(Ok(payload)),
             Err(TryRecvError::Empty) if crate::sys::has_ended(child) => {
@@ -359,7 +329,8 @@ fn receive_until(
                     Err(TryRecvError::IpcError(error)) => Err(error),
                 });
             }
-            Err(TryRecvError::Empty) if Instant::now() < deadline => {}
+            Err(TryRecvError::Empty)
+                if deadline.is_none_or(|deadline| Instant::now() < deadline) => {}
             Err(TryRecvError::Empty) => return None,
             Err(TryRecvError::IpcError(IpcError::Io(e)))
                 if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -438,13 +409,11 @@ fn decode_report<R: serde::de::DeserializeOwned + 'static>(
 
 impl<R> Drop for Process<R> {
     fn drop(&mut self) {
-        if let ReportState::Pending(Reports::Pipe(_)) = self.report {
-            if let ReportState::Pending(Reports::Pipe(pipe)) =
-                std::mem::replace(&mut self.report, ReportState::Taken)
-            {
-                // What it may send beside its report is let go of when it has ended.
-                self.child.on_reap(Box::new(pipe.abandon()));
-            }
+        if let ReportState::Pending(Reports::Pipe(pipe)) =
+            std::mem::replace(&mut self.report, ReportState::Taken)
+        {
+            // What it may send beside its report is let go of when it has ended.
+            self.child.on_reap(Box::new(pipe.abandon()));
         }
         children::detach(Arc::clone(&self.child));
     }

@@ -118,6 +118,15 @@ pub(crate) fn waitid_pidfd(pidfd: BorrowedFd<'_>, block: bool) -> io::Result<Opt
 /// Waits until `fd` is readable (or hung up) or `deadline` passes. Returns whether it is ready:
 /// `false` only at the deadline.
 pub(crate) fn wait_readable(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> io::Result<bool> {
+    wait_any_readable([fd], deadline).map(|[ready]| ready)
+}
+
+/// Waits until one of `fds` is readable (or hung up) or `deadline` passes. Returns which are
+/// ready: none only at the deadline.
+pub(crate) fn wait_any_readable<const N: usize>(
+    fds: [BorrowedFd<'_>; N],
+    deadline: Option<Instant>,
+) -> io::Result<[bool; N]> {
     loop {
         let timeout = match deadline {
             None => PollTimeout::NONE,
@@ -129,14 +138,16 @@ pub(crate) fn wait_readable(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> io
                     .unwrap_or(PollTimeout::MAX)
             }
         };
-        let mut pollfd = [PollFd::new(fd, PollFlags::POLLIN)];
-        match poll(&mut pollfd, timeout) {
+        let mut pollfds = fds.map(|fd| PollFd::new(fd, PollFlags::POLLIN));
+        match poll(&mut pollfds, timeout) {
             Ok(0) => {
                 if deadline.is_some_and(|d| Instant::now() >= d) {
-                    return Ok(false);
+                    return Ok([false; N]);
                 }
             }
-            Ok(_) => return Ok(true),
+            Ok(_) => {
+                return Ok(pollfds.map(|fd| fd.revents().is_some_and(|r| !r.is_empty())));
+            }
             Err(nix::errno::Errno::EINTR) => {}
             Err(errno) => return Err(errno.into()),
         }

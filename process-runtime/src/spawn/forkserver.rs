@@ -179,6 +179,7 @@ fn reap(pid: i32) {
 }
 
 fn launch() -> Result<Server, SpawnError> {
+    crate::children::claim();
     let launched = bootstrap::launch(Role::ForkServer, None)?;
     let program = launched.program.clone();
     let (requests, server_requests) =

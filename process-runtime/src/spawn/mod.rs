@@ -206,7 +206,6 @@ pub(crate) fn spawn(job: Job) -> Result<Spawned, SpawnError> {
     // this process (each written page is a copy).
     crate::panic::install_hook();
     children::install_exit_handler();
-    children::claim();
     let (name, daemon) = (job.identity.name.clone(), job.identity.daemon);
     // A forked child has the values already; any other needs them sent, as they are now.
     // Taken here, on the calling thread, which may be inside a global's update (`GlobalBusy`).
