@@ -100,17 +100,13 @@ pub(crate) fn run(
 /// As [`run`], in a child forked to run a closure (a [`Process`](crate::Process) started by
 /// `Fork`): the report goes on `reports`, a pipe (see [`oneshot`](crate::oneshot)).
 ///
-/// The parent installed the panic hook and the exit handler before the fork.
+/// The child has already taken on its identity (through the lock held across the fork), and the
+/// parent installed the panic hook and the exit handler before the fork.
 ///
 /// Inlined, as is what it calls here: each function the child runs from a different part of
 /// the executable is a page fault (the child maps its parent's code anew, 64 KiB at a time).
 #[inline(always)]
-pub(crate) fn run_forked(
-    identity: ChildIdentity,
-    reports: crate::oneshot::Sender,
-    work: &mut crate::spawn::Closure,
-) -> ! {
-    current::become_child(identity);
+pub(crate) fn run_forked(reports: crate::oneshot::Sender, work: &mut crate::spawn::Closure) -> ! {
     panic::mark_child();
     // The channels inherited from the parent were dropped at the fork (`ForkGuard`).
     let exit_code = reports.send(work);
@@ -129,7 +125,13 @@ pub(crate) fn finish(exit_code: i32) -> ! {
 #[inline]
 fn end(exit_code: i32) -> ! {
     children::exit_children();
-    let _ = std::io::stdout().flush();
-    let _ = std::io::stderr().flush();
+    // An error is dropped only if there is one: dropping a whole `Result` calls code elsewhere in
+    // the executable (in a forked child, a page fault).
+    if let Err(error) = std::io::stdout().flush() {
+        drop(error);
+    }
+    if let Err(error) = std::io::stderr().flush() {
+        drop(error);
+    }
     crate::sys::exit_now(exit_code)
 }

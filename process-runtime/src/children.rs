@@ -19,7 +19,7 @@ use std::time::Instant;
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 
-use crate::current::ProcessInfo;
+use crate::current::{ChildIdentity, ProcessInfo};
 use crate::sys::{self, ExitStatus};
 
 /// One child process.
@@ -27,8 +27,8 @@ use crate::sys::{self, ExitStatus};
 pub(crate) struct Child {
     pid: i32,
     pidfd: OwnedFd,
-    name: String,
-    daemon: bool,
+    /// Who it is: its name, whether it is a daemon, its place in the process tree.
+    identity: ChildIdentity,
     status: Mutex<Option<ExitStatus>>,
     /// What to do once the child has been reaped.
     on_reap: Mutex<Option<ReapHook>>,
@@ -44,12 +44,11 @@ impl std::fmt::Debug for ReapHook {
 }
 
 impl Child {
-    pub(crate) fn new(pid: i32, pidfd: OwnedFd, name: String, daemon: bool) -> Arc<Self> {
+    pub(crate) fn new(pid: i32, pidfd: OwnedFd, identity: ChildIdentity) -> Arc<Self> {
         Arc::new(Child {
             pid,
             pidfd,
-            name,
-            daemon,
+            identity,
             status: Mutex::new(None),
             on_reap: Mutex::new(None),
         })
@@ -72,11 +71,11 @@ impl Child {
     }
 
     pub(crate) fn name(&self) -> &str {
-        &self.name
+        &self.identity.name
     }
 
     pub(crate) fn is_daemon(&self) -> bool {
-        self.daemon
+        self.identity.daemon
     }
 
     pub(crate) fn pidfd(&self) -> std::os::fd::BorrowedFd<'_> {
@@ -84,7 +83,11 @@ impl Child {
     }
 
     fn info(&self) -> ProcessInfo {
-        ProcessInfo::new(self.name.clone(), self.pid as u32, self.daemon)
+        ProcessInfo::new(
+            self.identity.name.clone(),
+            self.pid as u32,
+            self.identity.daemon,
+        )
     }
 
     /// The exit status if the child has ended, reaping it if nobody has yet. Never blocks.
@@ -406,7 +409,7 @@ pub(crate) fn exit_children() {
 /// [`exit_children`] in a process that has started children.
 fn exit_claimed_children() {
     let children = registry().snapshot();
-    for child in children.iter().filter(|child| child.daemon) {
+    for child in children.iter().filter(|child| child.identity.daemon) {
         let _ = child.signal(libc::SIGTERM);
     }
     for child in &children {

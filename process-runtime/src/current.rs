@@ -117,24 +117,37 @@ pub(crate) fn next_child(prefix: &str, name: Option<String>, daemon: bool) -> Ch
 }
 
 /// Makes this process the child `identity` describes.
-///
-/// What was there before (the identity a forked child copied from its parent) is forgotten, not
-/// freed: freeing writes to the allocator's pages, which a forked child shares with its parent
-/// until it writes to them, and a few bytes once per process are cheaper than those copies.
-#[inline]
 pub(crate) fn become_child(identity: ChildIdentity) {
-    let inherited = me().replace(Me {
-        name: identity.name,
-        identity: identity.identity,
-        daemon: identity.daemon,
-        parent: Some(identity.parent),
-        children_started: 0,
-    });
-    std::mem::forget(inherited);
+    ForkGuard(me()).become_child(identity);
 }
 
 /// Holds the identity lock across a fork, so that the child's copy of it is not left locked by a
 /// thread that does not exist there.
-pub(crate) fn lock_for_fork() -> MutexGuard<'static, Option<Me>> {
-    me()
+pub(crate) fn lock_for_fork() -> ForkGuard {
+    ForkGuard(me())
+}
+
+/// The identity, locked across a fork.
+#[derive(Debug)]
+pub(crate) struct ForkGuard(MutexGuard<'static, Option<Me>>);
+
+impl ForkGuard {
+    /// Makes this process the child `identity` describes, through the lock already held (in a
+    /// forked child, taking it again would be more code to fault in).
+    ///
+    /// What was there before (the identity a forked child copied from its parent) is forgotten,
+    /// not freed: freeing writes to the allocator's pages, which a forked child shares with its
+    /// parent until it writes to them, and a few bytes once per process are cheaper than those
+    /// copies.
+    #[inline(always)]
+    pub(crate) fn become_child(mut self, identity: ChildIdentity) {
+        let inherited = self.0.replace(Me {
+            name: identity.name,
+            identity: identity.identity,
+            daemon: identity.daemon,
+            parent: Some(identity.parent),
+            children_started: 0,
+        });
+        std::mem::forget(inherited);
+    }
 }

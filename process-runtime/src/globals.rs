@@ -295,11 +295,30 @@ pub(crate) fn restore(snapshot: Snapshot) -> Result<(), String> {
 /// Locks every global's value for the length of a fork, so that a forked child never finds one
 /// locked by a thread that does not exist in it. A value another thread keeps locked for longer
 /// than a moment is left out (and stays locked in the child: the documented risk of `Fork`).
-pub(crate) fn hold_all_for_fork() -> Vec<Box<dyn std::any::Any>> {
-    GLOBALS
-        .iter()
-        .filter_map(|entry| entry.global.hold())
-        .collect()
+pub(crate) fn hold_all_for_fork() -> HeldForFork {
+    HeldForFork(
+        GLOBALS
+            .iter()
+            .filter_map(|entry| entry.global.hold())
+            .collect(),
+    )
+}
+
+/// The globals' values, locked across a fork (see [`hold_all_for_fork`]).
+pub(crate) struct HeldForFork(Vec<Box<dyn std::any::Any>>);
+
+impl HeldForFork {
+    /// Unlocks them. With none held (a program without globals), runs no code of `Vec`'s: in a
+    /// forked child, code run from another part of the executable is a page fault.
+    #[inline(always)]
+    pub(crate) fn release(self) {
+        if self.0.is_empty() {
+            // Nothing allocated, nothing to free.
+            std::mem::forget(self.0);
+        } else {
+            drop(self.0);
+        }
+    }
 }
 
 /// Declares global variables with one value per process (see [`ProcessGlobal`]).

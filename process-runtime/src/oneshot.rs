@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use crate::attach::{Attachments, Payload};
@@ -51,7 +51,7 @@ pub(crate) struct Sender {
     /// nothing for a small report.
     buffer: Vec<u8>,
     token: u64,
-    inbox: wire::Sender,
+    inbox: &'static Inbox,
 }
 
 /// The parent's end: what it has read of the report so far.
@@ -59,7 +59,7 @@ pub(crate) struct Sender {
 pub(crate) struct Receiver {
     pipe: OwnedFd,
     token: u64,
-    inbox: Arc<Inbox>,
+    inbox: &'static Inbox,
     header: [u8; HEADER],
     /// How much of `header` has been read.
     header_read: usize,
@@ -80,7 +80,7 @@ pub(crate) fn pair() -> io::Result<(Sender, Receiver)> {
             pipe: write,
             buffer,
             token,
-            inbox: inbox.sender.clone(),
+            inbox,
         },
         Receiver {
             pipe: read,
@@ -113,13 +113,13 @@ impl Sender {
         if shared.is_empty() {
             std::mem::forget(shared);
         } else {
-            flags = send_attachments(&inbox, token, shared, &mut buffer, &mut exit_code);
+            flags = send_attachments(inbox, token, shared, &mut buffer, &mut exit_code);
         }
         let header = (buffer.len() - HEADER) as u64 | flags;
         buffer[..HEADER].copy_from_slice(&header.to_le_bytes());
         // The parent may be gone; then nobody wants the report.
         let _ = write_all(pipe.as_fd(), &buffer);
-        std::mem::forget((pipe, buffer, inbox));
+        std::mem::forget((pipe, buffer));
         exit_code
     }
 }
@@ -129,7 +129,7 @@ impl Sender {
 #[cold]
 #[inline(never)]
 fn send_attachments(
-    inbox: &wire::Sender,
+    inbox: &Inbox,
     token: u64,
     shared: Attachments,
     buffer: &mut Vec<u8>,
@@ -139,7 +139,7 @@ fn send_attachments(
         bytes: wire::Bytes(token.to_le_bytes().to_vec()),
         shared,
     };
-    match inbox.send(attachments) {
+    match inbox.sender.send(attachments) {
         Ok(()) => ATTACHED,
         Err(error) => {
             buffer.truncate(HEADER);
@@ -243,11 +243,22 @@ impl Receiver {
     /// In the child: closes its copy of the parent's end, and touches nothing else (its buffer
     /// and the inbox are shared with the parent, and a write there would copy a page).
     pub(crate) fn close_in_child(self) {
-        let Receiver {
-            pipe, inbox, body, ..
-        } = self;
+        let Receiver { pipe, body, .. } = self;
         drop(pipe);
-        std::mem::forget((inbox, body));
+        std::mem::forget(body);
+    }
+
+    /// In the parent, once the child is forked: closes the child's end, and keeps the buffer
+    /// the child writes its report into (its copy of it) to read the report into. Dropping it
+    /// would write to the allocator's pages while the child still shares them.
+    pub(crate) fn keep_buffer(mut self, sender: Sender) -> Receiver {
+        let Sender {
+            pipe, mut buffer, ..
+        } = sender;
+        drop(pipe);
+        buffer.clear();
+        self.body = buffer;
+        self
     }
 
     /// Gives up on the report (its handle was dropped): closes the pipe now, so that a child
@@ -325,31 +336,31 @@ struct Mail {
     kept: HashMap<u64, Attachments>,
 }
 
-static INBOX: Mutex<Option<Arc<Inbox>>> = Mutex::new(None);
+/// This process's inbox, once made. Made once per process and never freed, so that senders and
+/// receivers hold it without counting references (a count changed in the parent after the fork
+/// is a page copied).
+static INBOX: Mutex<Option<&'static Inbox>> = Mutex::new(None);
 
 /// This process's inbox, made if it has none yet. One inherited through `fork` is its
-/// parent's, and is forgotten (the parent still uses it).
-fn inbox() -> io::Result<Arc<Inbox>> {
+/// parent's, and is left to it.
+fn inbox() -> io::Result<&'static Inbox> {
     let mut slot = INBOX.lock().unwrap_or_else(PoisonError::into_inner);
     let me = std::process::id();
-    if let Some(inbox) = slot.as_ref() {
+    if let Some(inbox) = *slot {
         if inbox.owner == me {
-            return Ok(Arc::clone(inbox));
+            return Ok(inbox);
         }
     }
-    if let Some(inherited) = slot.take() {
-        std::mem::forget(inherited);
-    }
     let (sender, channel) = wire::channel()?;
-    let inbox = Arc::new(Inbox {
+    let inbox: &'static Inbox = Box::leak(Box::new(Inbox {
         owner: me,
         sender,
         receiver: Mutex::new(Mail {
             channel,
             kept: HashMap::new(),
         }),
-    });
-    *slot = Some(Arc::clone(&inbox));
+    }));
+    *slot = Some(inbox);
     Ok(inbox)
 }
 

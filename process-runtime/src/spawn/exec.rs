@@ -16,6 +16,7 @@ pub(super) fn start(job: Job, globals: Snapshot) -> Result<Started, SpawnError> 
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let (reports_tx, reports) =
         crate::wire::channel().map_err(|e| SpawnError::os("create a channel", e))?;
+    let identity = job.identity.clone();
     let start = job.into_start(reports_tx, globals)?;
     let launched = bootstrap::launch(Role::Child, Some(&start.task))?;
     let (pid, pidfd) = launched.complete(Body::Child(Box::new(start)))?;
@@ -23,6 +24,7 @@ pub(super) fn start(job: Job, globals: Snapshot) -> Result<Started, SpawnError> 
         pid,
         pidfd,
         reports: Reports::Channel(reports),
+        identity,
     })
 }
 

@@ -72,70 +72,89 @@ pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
     // of the guards first thing. What the task itself does after a fork of a multi-threaded
     // parent is the documented risk of this start method.
     let forked = unsafe { sys::fork() };
-    drop((spills, executable, globals, current, stderr, stdout));
+    drop((spills, executable, stderr, stdout));
+    globals.release();
     drop((fork_lock, spawner, server));
-    if let Ok(Forked::Child) = forked {
-        registry.forked_child();
-        channels.forked_child();
-    } else {
-        drop((registry, channels));
-    }
-    match forked {
-        Err(error) => {
-            attach::drop_for_child(child_holds);
-            Err(SpawnError::os("fork", error))
-        }
+    let pid = match forked {
         Ok(Forked::Child) => {
-            if let Some(parent_pid) = parent_pid {
-                let _ = sys::set_parent_death_signal(libc::SIGKILL);
-                if sys::getppid() != parent_pid {
-                    sys::exit_now(EXIT_FAILURE);
-                }
-            }
-            sys::stdin_from_dev_null();
-            // The parent's end is closed here, so that a report to a parent that has died
-            // fails instead of filling a pipe that only this child could read.
-            match prepared {
-                Prepared::Closure(mut work, sender, receiver) => {
-                    receiver.close_in_child();
-                    child::run_forked(identity, sender, &mut *work)
-                }
-                Prepared::Encoded(task, payload, sender, receiver) => {
-                    drop(receiver);
-                    match task::lookup(task) {
-                        Ok(entry) => {
-                            let holds = attach::adopt(child_holds);
-                            child::run(identity, sender, extras, move || {
-                                let outcome =
-                                    entry.run_to_outcome(&payload.bytes.0, payload.shared);
-                                // The spills are read: released.
-                                drop(holds);
-                                outcome
-                            })
-                        }
-                        Err(_) => sys::exit_now(EXIT_FAILURE),
-                    }
-                }
-            }
+            registry.forked_child();
+            channels.forked_child();
+            in_child(prepared, identity, current, child_holds, extras, parent_pid)
         }
-        Ok(Forked::Parent(pid)) => {
-            drop(extras);
-            let reports = match prepared {
-                Prepared::Closure(_, sender, receiver) => {
-                    drop(sender);
-                    Reports::Pipe(receiver)
+        Ok(Forked::Parent(pid)) => pid,
+        Err(error) => {
+            drop((registry, channels, current));
+            attach::drop_for_child(child_holds);
+            return Err(SpawnError::os("fork", error));
+        }
+    };
+    drop((registry, channels, current));
+    // What this process no longer needs is dropped later where it can be: a page this process
+    // writes to while the child still shares it is copied, and the child, which often waits on
+    // the same CPU for this thread to block, starts that much later. The identity goes to the
+    // child's record, the report buffer becomes the buffer its report is read into.
+    drop(extras);
+    let reports = match prepared {
+        Prepared::Closure(work, sender, receiver) => {
+            // The closure holds the caller's arguments, which are the child's now.
+            drop(work);
+            Reports::Pipe(receiver.keep_buffer(sender))
+        }
+        Prepared::Encoded(_, _, sender, receiver) => {
+            drop(sender);
+            Reports::Channel(receiver)
+        }
+    };
+    let pidfd = sys::pidfd_open(pid).map_err(|e| SpawnError::os("open a pidfd", e))?;
+    Ok(Started {
+        pid,
+        pidfd,
+        reports,
+        identity,
+    })
+}
+
+/// The child's side of [`start`], right after the fork, with the locks it must release (but the
+/// identity lock, through which it takes on `identity`) released. Inlined: see
+/// [`child::run_forked`].
+#[inline(always)]
+fn in_child(
+    prepared: Prepared,
+    identity: current::ChildIdentity,
+    current: current::ForkGuard,
+    child_holds: Vec<crate::spill::Hold>,
+    extras: super::Extras,
+    parent_pid: Option<i32>,
+) -> ! {
+    if let Some(parent_pid) = parent_pid {
+        let _ = sys::set_parent_death_signal(libc::SIGKILL);
+        if sys::getppid() != parent_pid {
+            sys::exit_now(EXIT_FAILURE);
+        }
+    }
+    sys::stdin_from_dev_null();
+    // The parent's end is closed here, so that a report to a parent that has died fails instead
+    // of filling a pipe that only this child could read.
+    match prepared {
+        Prepared::Closure(mut work, sender, receiver) => {
+            receiver.close_in_child();
+            current.become_child(identity);
+            child::run_forked(sender, &mut *work)
+        }
+        Prepared::Encoded(task, payload, sender, receiver) => {
+            drop((receiver, current));
+            match task::lookup(task) {
+                Ok(entry) => {
+                    let holds = attach::adopt(child_holds);
+                    child::run(identity, sender, extras, move || {
+                        let outcome = entry.run_to_outcome(&payload.bytes.0, payload.shared);
+                        // The spills are read: released.
+                        drop(holds);
+                        outcome
+                    })
                 }
-                Prepared::Encoded(_, _, sender, receiver) => {
-                    drop(sender);
-                    Reports::Channel(receiver)
-                }
-            };
-            let pidfd = sys::pidfd_open(pid).map_err(|e| SpawnError::os("open a pidfd", e))?;
-            Ok(Started {
-                pid,
-                pidfd,
-                reports,
-            })
+                Err(_) => sys::exit_now(EXIT_FAILURE),
+            }
         }
     }
 }

@@ -113,6 +113,7 @@ pub(super) fn start(job: Job, globals: Snapshot) -> Result<Started, SpawnError> 
         .unwrap_or_else(PoisonError::into_inner);
     let (reports_tx, reports) =
         crate::wire::channel().map_err(|e| SpawnError::os("create a channel", e))?;
+    let identity = job.identity.clone();
     let start = job.into_start(reports_tx, globals)?;
     let task = start.task.clone();
     let request = Request {
@@ -151,6 +152,7 @@ pub(super) fn start(job: Job, globals: Snapshot) -> Result<Started, SpawnError> 
                 pid,
                 pidfd,
                 reports: Reports::Channel(reports),
+                identity,
             })
         }
         Reply::Missing(pid) => {

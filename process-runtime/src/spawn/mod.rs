@@ -206,7 +206,7 @@ pub(crate) fn spawn(job: Job) -> Result<Spawned, SpawnError> {
     // this process (each written page is a copy).
     crate::panic::install_hook();
     children::install_exit_handler();
-    let (name, daemon) = (job.identity.name.clone(), job.identity.daemon);
+    let daemon = job.identity.daemon;
     // A forked child has the values already; any other needs them sent, as they are now.
     // Taken here, on the calling thread, which may be inside a global's update (`GlobalBusy`).
     let globals = match job.method {
@@ -219,7 +219,7 @@ pub(crate) fn spawn(job: Job) -> Result<Spawned, SpawnError> {
         }
         _ => start(job, globals)?,
     };
-    let child = Child::new(started.pid, started.pidfd, name, daemon);
+    let child = Child::new(started.pid, started.pidfd, started.identity);
     children::register(Arc::clone(&child));
     Ok(Spawned {
         child,
@@ -233,6 +233,8 @@ pub(crate) struct Started {
     pub(crate) pid: i32,
     pub(crate) pidfd: std::os::fd::OwnedFd,
     pub(crate) reports: Reports,
+    /// Who the child is, for its record.
+    pub(crate) identity: ChildIdentity,
 }
 
 /// Runs `errand` on this process's spawner thread and returns what it returned.
