@@ -240,6 +240,12 @@ pub(crate) fn lock_for_fork() -> ForkGuard {
 pub(crate) struct ForkGuard(MutexGuard<'static, Registry>);
 
 impl ForkGuard {
+    /// Whether the registry lists children (of this process, or inherited from a parent that
+    /// forked this one and not yet forgotten).
+    pub(crate) fn has_children(&self) -> bool {
+        !self.0.children.is_empty()
+    }
+
     /// In a child just forked: the registry holds its parent's children, none of its own. Says
     /// so, without the system call that asks for this process's pid, so that a child that
     /// starts none has nothing to do in [`exit_children`].

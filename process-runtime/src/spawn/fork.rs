@@ -63,6 +63,7 @@ pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
     let stderr = std::io::stderr().lock();
     let current = current::lock_for_fork();
     let registry = children::lock_for_fork();
+    let only_child = !registry.has_children();
     let channels = child::lock_for_fork();
     let globals = crate::globals::hold_all_for_fork();
     let executable = super::bootstrap::lock_executable_for_fork();
@@ -89,6 +90,16 @@ pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
         }
     };
     drop((registry, channels, current));
+    if only_child {
+        // A child started while no other one runs is most often waited for at once (a task run
+        // in another process for isolation, one after the other). Let it go first: on a small
+        // machine the kernel mostly puts it on this CPU, where it would wait until this thread
+        // blocks, and every page this thread writes meanwhile would be copied (the child still
+        // shares it). A short task then ends before this thread continues, and its report and
+        // its end are there when `join` looks, with no wake-up. Not with other children running:
+        // a fan-out of many would give a time slice to each child already running.
+        let _ = nix::sched::sched_yield();
+    }
     // What this process no longer needs is dropped later where it can be: a page this process
     // writes to while the child still shares it is copied, and the child, which often waits on
     // the same CPU for this thread to block, starts that much later. The identity goes to the
