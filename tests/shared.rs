@@ -606,3 +606,66 @@ fn forked_children_returning_shared_objects_can_be_joined_in_any_order() {
         }
     }
 }
+
+/// Starts `count` forked children that each return a shared object, joins none of them, and
+/// ends with their handles still held: its exit waits for them.
+#[process_task]
+fn leave_counters_unjoined(count: u64) -> usize {
+    let children: Vec<_> = (0..count)
+        .map(|i| spawn(StartMethod::Fork, make_counter, i))
+        .collect();
+    let started = children.len();
+    std::mem::forget(children);
+    started
+}
+
+#[test]
+fn a_process_ending_with_hundreds_of_unjoined_forked_children_returning_shared_objects_ends() {
+    // Those children send their shared objects to their parent's inbox, which holds a few
+    // hundred messages. Their parent, ending without joining them, waits for them to end: it must
+    // read the inbox meanwhile, or the last of them wait to send for ever, and it for them.
+    let mut parent = spawn(StartMethod::Fork, leave_counters_unjoined, 400);
+    match parent.join_timeout(DEADLINE) {
+        Ok(Some(count)) => assert_eq!(count, 400),
+        other => panic!("the parent did not end: {other:?}"),
+    }
+}
+
+/// Starts `count` forked children that each return a shared object, then waits for all of them
+/// to end by polling `is_alive` (or, with `active`, `active_children`), joining none; returns
+/// how many ended before the deadline.
+#[process_task]
+fn poll_counters_until_they_end(count: u64, active: bool) -> usize {
+    let children: Vec<_> = (0..count)
+        .map(|i| spawn(StartMethod::Fork, make_counter, i))
+        .collect();
+    let deadline = Instant::now() + DEADLINE;
+    let running = |children: &[Process<Value<u64>>]| {
+        if active {
+            process_runtime::active_children().len()
+        } else {
+            children.iter().filter(|child| child.is_alive()).count()
+        }
+    };
+    while running(&children) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    children.iter().filter(|child| !child.is_alive()).count()
+}
+
+#[test]
+fn hundreds_of_forked_children_returning_shared_objects_end_while_their_parent_polls() {
+    // As above, with a parent that polls instead of joining: `is_alive` and `active_children`
+    // read the inbox too.
+    for active in [false, true] {
+        let mut parent = spawn(
+            StartMethod::Fork,
+            poll_counters_until_they_end,
+            (400, active),
+        );
+        match parent.join_timeout(DEADLINE + DEADLINE) {
+            Ok(Some(ended)) => assert_eq!(ended, 400, "polling active_children: {active}"),
+            other => panic!("the parent did not end: {other:?}"),
+        }
+    }
+}

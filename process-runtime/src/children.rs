@@ -291,11 +291,17 @@ fn forget(child: &Child) {
 /// ones that ended are reaped on the way.
 pub fn active_children() -> Vec<ProcessInfo> {
     let children = registry().snapshot();
-    children
+    let active: Vec<ProcessInfo> = children
         .iter()
         .filter(|child| matches!(child.try_wait(), Ok(None)))
         .map(|child| child.info())
-        .collect()
+        .collect();
+    if !active.is_empty() {
+        // A caller polling this until its children end must not leave forked ones waiting to
+        // send their shared objects (see `Process::is_alive`).
+        crate::oneshot::drain_inbox();
+    }
+    active
 }
 
 /// Hands a child whose handle is gone to the reaper thread, so that it never stays a zombie.
@@ -419,7 +425,14 @@ fn exit_claimed_children() {
         let _ = child.signal(libc::SIGTERM);
     }
     for child in &children {
-        let _ = child.wait();
+        // Read the inbox meanwhile: a forked child with shared objects to send waits for room
+        // there before it can end.
+        loop {
+            match child.wait_until(Some(Instant::now() + crate::oneshot::DRAIN_EVERY)) {
+                Ok(Some(_)) | Err(_) => break,
+                Ok(None) => crate::oneshot::drain_inbox(),
+            }
+        }
     }
     crate::spawn::forkserver::shutdown();
 }

@@ -38,7 +38,7 @@ const ATTACHED: u64 = 1 << 63;
 /// How long a parent waits for a report before it reads what the inbox holds, and then again.
 /// The inbox holds a few hundred messages: with that many children done and not yet joined,
 /// the next ones wait to send theirs, and so to write their reports, until somebody reads it.
-const DRAIN_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+pub(crate) const DRAIN_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// The most bytes read at once (and reserved ahead: the length came from another process).
 const STEP: usize = 1 << 20;
@@ -362,6 +362,17 @@ fn inbox() -> io::Result<&'static Inbox> {
     }));
     *slot = Some(inbox);
     Ok(inbox)
+}
+
+/// Files what this process's inbox holds, if it has one: for a parent that waits for its
+/// children, or polls them, without joining them, so that children with shared objects to send
+/// are not left waiting to send them (and so to end).
+pub(crate) fn drain_inbox() {
+    let inbox = *INBOX.lock().unwrap_or_else(PoisonError::into_inner);
+    // An inherited inbox is the parent's to read.
+    if let Some(inbox) = inbox.filter(|inbox| inbox.owner == std::process::id()) {
+        inbox.drain();
+    }
 }
 
 impl Inbox {
