@@ -291,17 +291,11 @@ fn forget(child: &Child) {
 /// ones that ended are reaped on the way.
 pub fn active_children() -> Vec<ProcessInfo> {
     let children = registry().snapshot();
-    let active: Vec<ProcessInfo> = children
+    children
         .iter()
         .filter(|child| matches!(child.try_wait(), Ok(None)))
         .map(|child| child.info())
-        .collect();
-    if !active.is_empty() {
-        // A caller polling this until its children end must not leave forked ones waiting to
-        // send their shared objects (see `Process::is_alive`).
-        crate::oneshot::drain_inbox();
-    }
-    active
+        .collect()
 }
 
 /// Hands a child whose handle is gone to the reaper thread, so that it never stays a zombie.
@@ -405,7 +399,18 @@ pub(crate) fn install_exit_handler() {
 }
 
 extern "C" fn at_exit() {
+    EXITING.store(true, Ordering::Relaxed);
     exit_children();
+}
+
+/// Set once this process runs its exit handlers, after the C library has destroyed the main
+/// thread's thread-locals.
+static EXITING: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process is in its exit handlers: ipc-channel cannot send any more from the
+/// thread running them, and whatever would be tidied up goes with the process anyway.
+pub(crate) fn exiting() -> bool {
+    EXITING.load(Ordering::Relaxed)
 }
 
 /// What a process does with its children when it ends normally, as Python does: daemons are
@@ -425,14 +430,7 @@ fn exit_claimed_children() {
         let _ = child.signal(libc::SIGTERM);
     }
     for child in &children {
-        // Read the inbox meanwhile: a forked child with shared objects to send waits for room
-        // there before it can end.
-        loop {
-            match child.wait_until(Some(Instant::now() + crate::oneshot::DRAIN_EVERY)) {
-                Ok(Some(_)) | Err(_) => break,
-                Ok(None) => crate::oneshot::drain_inbox(),
-            }
-        }
+        let _ = child.wait();
     }
     crate::spawn::forkserver::shutdown();
 }

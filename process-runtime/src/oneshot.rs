@@ -14,15 +14,16 @@
 //! inherited by every child it forks. A child with attachments sends them there, tagged with the
 //! token its parent gave it, *before* it writes its report to the pipe, whose header says that
 //! they exist; so when the parent has read that header, the attachments are already in the
-//! inbox, and taking them never waits for a child. Messages for other children met on the way
-//! are kept for them. The inbox message is small (a token and the descriptors); the report's
-//! bytes, however large, go on the pipe, which the parent reads as they come.
+//! inbox, and taking them never waits for a child. A thread of the parent reads the inbox all the
+//! time and keeps each message under its token until that child's report is read (see
+//! [`inbox`]). The inbox message is small (a token and the descriptors); the report's bytes,
+//! however large, go on the pipe, which the parent reads as they come.
 
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::Instant;
 
 use crate::attach::{Attachments, Payload};
@@ -34,11 +35,6 @@ const HEADER: usize = 8;
 
 /// The header's flag for a report whose attachments are in the inbox.
 const ATTACHED: u64 = 1 << 63;
-
-/// How long a parent waits for a report before it reads what the inbox holds, and then again.
-/// The inbox holds a few hundred messages: with that many children done and not yet joined,
-/// the next ones wait to send theirs, and so to write their reports, until somebody reads it.
-pub(crate) const DRAIN_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// The most bytes read at once (and reserved ahead: the length came from another process).
 const STEP: usize = 1 << 20;
@@ -201,12 +197,10 @@ impl Receiver {
                 }
                 None => 0,
             };
-            // In slices: see `DRAIN_EVERY`.
-            let slice = Instant::now() + DRAIN_EVERY;
             let wait_until = if ended {
                 Some(Instant::now())
             } else {
-                Some(deadline.map_or(slice, |deadline| deadline.min(slice)))
+                deadline
             };
             let [readable, child_ended] =
                 crate::sys::wait_any_readable([self.pipe.as_fd(), child], wait_until)?;
@@ -222,7 +216,6 @@ impl Receiver {
             } else if ended {
                 Ok(0)
             } else if deadline.is_none_or(|deadline| Instant::now() < deadline) {
-                self.inbox.drain();
                 continue;
             } else {
                 return Ok(None);
@@ -325,24 +318,37 @@ pub(crate) struct Inbox {
     /// The process it belongs to.
     owner: u32,
     sender: wire::Sender,
-    receiver: Mutex<Mail>,
+    mail: Mutex<Mail>,
+    /// Signalled whenever the reader files a message, or stops.
+    filed: Condvar,
 }
 
 /// What the inbox has received and not yet handed out.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Mail {
-    channel: wire::Receiver,
     /// Attachments of children whose parent has not come for them yet, by token.
     kept: HashMap<u64, Attachments>,
+    /// Why the inbox is no longer read, once it is not.
+    closed: Option<String>,
 }
+
+/// The bytes of an inbox message: a child's token, followed, in the message its parent sends
+/// itself when it gives up on a report, by [`DISCARD`].
+const DISCARD: u8 = 1;
 
 /// This process's inbox, once made. Made once per process and never freed, so that senders and
 /// receivers hold it without counting references (a count changed in the parent after the fork
 /// is a page copied).
 static INBOX: Mutex<Option<&'static Inbox>> = Mutex::new(None);
 
-/// This process's inbox, made if it has none yet. One inherited through `fork` is its
-/// parent's, and is left to it.
+/// This process's inbox, made if it has none yet, with the thread that reads it. One inherited
+/// through `fork` is its parent's, and is left to it.
+///
+/// The inbox holds a few hundred messages, and a child with attachments to send waits for room
+/// before it writes its report and ends. So it is read all the time, by a thread of its own,
+/// whatever the parent does meanwhile: joins, polls `is_alive` or a sentinel, drops handles, or
+/// exits waiting for its children. (ipc-channel keeps its descriptor to itself, so it cannot be
+/// polled together with anything else.)
 fn inbox() -> io::Result<&'static Inbox> {
     let mut slot = INBOX.lock().unwrap_or_else(PoisonError::into_inner);
     let me = std::process::id();
@@ -355,74 +361,98 @@ fn inbox() -> io::Result<&'static Inbox> {
     let inbox: &'static Inbox = Box::leak(Box::new(Inbox {
         owner: me,
         sender,
-        receiver: Mutex::new(Mail {
-            channel,
-            kept: HashMap::new(),
-        }),
+        mail: Mutex::new(Mail::default()),
+        filed: Condvar::new(),
     }));
+    std::thread::Builder::new()
+        .name("process-tasks-inbox".to_owned())
+        .spawn(move || inbox.read(channel))?;
     *slot = Some(inbox);
     Ok(inbox)
 }
 
-/// Files what this process's inbox holds, if it has one: for a parent that waits for its
-/// children, or polls them, without joining them, so that children with shared objects to send
-/// are not left waiting to send them (and so to end).
-pub(crate) fn drain_inbox() {
-    let inbox = *INBOX.lock().unwrap_or_else(PoisonError::into_inner);
-    // An inherited inbox is the parent's to read.
-    if let Some(inbox) = inbox.filter(|inbox| inbox.owner == std::process::id()) {
-        inbox.drain();
-    }
-}
-
 impl Inbox {
+    /// The reader: files every message as it comes, until the channel fails (it never closes:
+    /// this process holds a sender for as long as it lives).
+    fn read(&self, channel: wire::Receiver) {
+        let closed = loop {
+            match channel.recv() {
+                Ok(payload) => self.file(payload),
+                Err(ipc_channel::IpcError::Io(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => break error.to_string(),
+            }
+        };
+        self.lock().closed = Some(closed);
+        self.filed.notify_all();
+    }
+
+    /// Keeps what a child sent, under its token, for its parent to take; or drops what was kept
+    /// for a report given up on.
+    fn file(&self, payload: Payload) {
+        let bytes = payload.bytes.0.as_slice();
+        // Only this crate's processes send here; anything else is dropped.
+        let Some(token) = bytes
+            .first_chunk::<8>()
+            .map(|token| u64::from_le_bytes(*token))
+        else {
+            return;
+        };
+        let mut mail = self.lock();
+        match bytes[8..] {
+            [] => {
+                mail.kept.insert(token, payload.shared);
+            }
+            [DISCARD] => {
+                // Dropped outside the lock: a shared object's drop unmaps its segment.
+                let discarded = mail.kept.remove(&token);
+                drop(mail);
+                drop(discarded);
+                return;
+            }
+            _ => return,
+        }
+        drop(mail);
+        self.filed.notify_all();
+    }
+
     /// Takes the attachments of the child with `token`, which it sent before its report's
-    /// header said so: they are in the inbox, or kept from an earlier read.
+    /// header said so: kept already, or about to be.
     fn take(&self, token: u64) -> io::Result<Attachments> {
-        let mut mail = self.receiver.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut mail = self.lock();
         loop {
             if let Some(shared) = mail.kept.remove(&token) {
                 return Ok(shared);
             }
-            match mail.channel.recv() {
-                Ok(payload) => mail.file(payload),
-                Err(ipc_channel::IpcError::Io(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => return Err(io::Error::other(error.to_string())),
+            if let Some(reason) = &mail.closed {
+                return Err(io::Error::other(format!(
+                    "the inbox of shared objects is no longer read: {reason}"
+                )));
             }
+            mail = self
+                .filed
+                .wait(mail)
+                .unwrap_or_else(PoisonError::into_inner);
         }
     }
 
-    /// Drops the attachments of the child with `token`, which has ended (or closed its pipe):
-    /// if it sent any, they are in the inbox by now.
+    /// Lets go of the attachments of the child with `token`, whose report nobody will read. It
+    /// has ended (or closed its pipe), so whatever it sent is ahead of this message, which the
+    /// reader files after them.
     fn discard(&self, token: u64) {
-        let mut mail = self.receiver.lock().unwrap_or_else(PoisonError::into_inner);
-        mail.drain();
-        mail.kept.remove(&token);
-    }
-
-    /// Keeps what has arrived, for the parents to take, so that children waiting to send can.
-    fn drain(&self) {
-        self.receiver
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .drain();
-    }
-}
-
-impl Mail {
-    /// Files everything that has arrived.
-    fn drain(&mut self) {
-        while let Ok(payload) = self.channel.try_recv() {
-            self.file(payload);
+        if crate::children::exiting() {
+            return;
         }
+        let mut bytes = token.to_le_bytes().to_vec();
+        bytes.push(DISCARD);
+        // If the inbox is no longer read, nothing will be kept either.
+        let _ = self.sender.send(Payload {
+            bytes: wire::Bytes(bytes),
+            shared: Vec::new(),
+        });
     }
 
-    /// Keeps what a child sent, under its token, for its parent to take.
-    fn file(&mut self, payload: Payload) {
-        // Only this crate's children send here; anything else is dropped.
-        if let Ok(token) = <[u8; 8]>::try_from(payload.bytes.0.as_slice()) {
-            self.kept.insert(u64::from_le_bytes(token), payload.shared);
-        }
+    fn lock(&self) -> std::sync::MutexGuard<'_, Mail> {
+        self.mail.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -437,14 +467,9 @@ mod tests {
         crate::Value::new(start).expect("a shared value")
     }
 
-    /// Whether the inbox holds nothing: whatever has arrived is filed first.
+    /// Whether the inbox keeps nothing.
     fn inbox_is_empty() -> bool {
-        let inbox = super::inbox().unwrap();
-        let mut mail = inbox.receiver.lock().unwrap();
-        while let Ok(payload) = mail.channel.try_recv() {
-            mail.file(payload);
-        }
-        mail.kept.is_empty()
+        super::inbox().unwrap().lock().kept.is_empty()
     }
 
     #[test]

@@ -173,25 +173,14 @@ impl<R> Process<R> {
     /// Whether the child is still running (Python's `p.is_alive()`). A child that ended is
     /// reaped here.
     pub fn is_alive(&self) -> bool {
-        let alive = matches!(self.child.try_wait(), Ok(None));
-        if alive {
-            // A caller polling this instead of joining must not leave forked children waiting to
-            // send their shared objects to this process's inbox, which holds a few hundred.
-            crate::oneshot::drain_inbox();
-        }
-        alive
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// The exit code (Python's `p.exitcode`): `None` while the child runs, `N` once it exited
     /// with code `N` (0 after a task that returned, 1 after a panic), `-N` once signal `N`
     /// killed it.
     pub fn exitcode(&self) -> Option<i32> {
-        let code = self.child.try_wait().ok().flatten().map(ExitStatus::code);
-        if code.is_none() {
-            // Polled like `is_alive`, and for the same reason.
-            crate::oneshot::drain_inbox();
-        }
-        code
+        self.child.try_wait().ok().flatten().map(ExitStatus::code)
     }
 
     /// Asks the child to stop with `SIGTERM` (Python's `p.terminate()`). Nothing happens if it
