@@ -231,11 +231,20 @@ pub(crate) fn collecting_into<R>(gathered: &mut Attachments, f: impl FnOnce() ->
 
 /// Runs `f` (which decodes) with `attachments` available to the shared objects it deserializes.
 pub(crate) fn providing<R>(attachments: Attachments, f: impl FnOnce() -> R) -> R {
+    /// Puts back what the caller provided, even if `f` panics (a `Deserialize` impl may, and
+    /// the pool's thread goes on): the attachments left over are dropped, not handed to the
+    /// next decoding.
+    struct Scope(Option<Vec<Option<Attachment>>>);
+    impl Drop for Scope {
+        fn drop(&mut self) {
+            let outer = self.0.take();
+            let left = INCOMING.with(|inc| std::mem::replace(&mut *inc.borrow_mut(), outer));
+            drop(left);
+        }
+    }
     let list = attachments.into_iter().map(Some).collect();
-    let outer = INCOMING.with(|inc| inc.borrow_mut().replace(list));
-    let result = f();
-    INCOMING.with(|inc| *inc.borrow_mut() = outer);
-    result
+    let _scope = Scope(INCOMING.with(|inc| inc.borrow_mut().replace(list)));
+    f()
 }
 
 /// An encoded value and the segments its bytes refer to.

@@ -63,10 +63,8 @@ pub(crate) fn reports() -> Option<wire::Sender> {
 }
 
 /// Runs in a freshly started child: takes on `identity`, runs `work`, sends its report on
-/// `reports`, and ends with the exit code `work` chose.
-///
-/// Setting the channels also drops the ones a forked child inherited from its parent, so that a
-/// grandchild never holds its parent's report channel open.
+/// `reports`, and ends with the exit code `work` chose. (A forked child dropped the channels it
+/// inherited at the fork: see [`ForkGuard::forked_child`].)
 pub(crate) fn run(
     identity: ChildIdentity,
     reports: wire::Sender,

@@ -27,7 +27,9 @@ use crate::sys::{self, ExitStatus};
 pub(crate) struct Child {
     pid: i32,
     pidfd: OwnedFd,
-    /// Who it is: its name, whether it is a daemon, its place in the process tree.
+    /// Who it is. Only its name and whether it is a daemon are read; the rest is kept, not
+    /// dropped, because a `Fork` parent would otherwise free it right after the fork, writing to
+    /// pages the child still shares (see `spawn::fork::start`).
     identity: ChildIdentity,
     status: Mutex<Option<ExitStatus>>,
     /// What to do once the child has been reaped.
@@ -122,7 +124,8 @@ impl Child {
         loop {
             // The pidfd turns readable when the child ends; no lock is held while we wait, so
             // `is_alive` in another thread stays instant. Waited on first: a child that has
-            // just sent its report has rarely ended yet, and a `waitid` now would be wasted.
+            // just sent its report is often still ending, and a `waitid` then would be wasted
+            // (one that already ended costs this one `poll`).
             if !sys::wait_readable(self.pidfd.as_fd(), deadline)? {
                 return Ok(None);
             }

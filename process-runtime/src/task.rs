@@ -139,7 +139,7 @@ pub(crate) enum Report<R> {
 
 /// Whether an encoded [`Report`] is a [`Report::Returned`], without decoding the value.
 pub(crate) fn is_returned(report: &[u8]) -> bool {
-    codec::variant_index(report) == Some(0)
+    codec::variant_index(report) == Some(u32::from(RETURNED))
 }
 
 /// Exit code of a child whose task panicked or could not run, as in Python.
@@ -178,7 +178,6 @@ fn is_byte_vec<V: 'static>() -> bool {
     TypeId::of::<V>() == TypeId::of::<Vec<u8>>()
 }
 
-/// A `Vec<u8>` as a `V` that is `Vec<u8>`.
 /// Done with `value`: if it is a large `Vec<u8>`, its memory is kept to receive the next large
 /// one into (see [`spill::recycle`](crate::spill::recycle)).
 pub(crate) fn recycle<V: 'static>(mut value: V) {
@@ -187,6 +186,7 @@ pub(crate) fn recycle<V: 'static>(mut value: V) {
     }
 }
 
+/// A `Vec<u8>` as a `V` that is `Vec<u8>`.
 fn from_byte_vec<V: 'static>(bytes: Vec<u8>) -> V {
     *(Box::new(bytes) as Box<dyn Any>)
         .downcast::<V>()

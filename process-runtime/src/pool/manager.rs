@@ -169,11 +169,12 @@ pub(crate) struct State {
     /// Mean time per item, for the window.
     nanos_per_item: f64,
     startup_deaths: usize,
-    /// Results taken from workers, handed to their sinks by the manager thread once it has let
-    /// go of the lock and sent the workers their next batches: a `map`'s sink decodes there,
-    /// which must hold up neither the workers nor a caller submitting work.
-    to_deliver: Vec<(Arc<dyn Sink>, usize, Delivery)>,
 }
+
+/// Results taken from workers, for their sinks: handed over by the manager thread once it has
+/// let go of the lock and sent the workers their next batches, since a `map`'s sink decodes
+/// there, which must hold up neither the workers nor a caller submitting work.
+type Deliveries = Vec<(Arc<dyn Sink>, usize, Delivery)>;
 
 /// What the pool and its manager share.
 pub(crate) struct Shared {
@@ -274,7 +275,6 @@ impl Shared {
                 outstanding: 0,
                 nanos_per_item: 0.0,
                 startup_deaths: 0,
-                to_deliver: Vec::new(),
             }),
             stopped: Condvar::new(),
             config,
@@ -386,12 +386,13 @@ impl Shared {
                 Some(timeout) => set.try_select_timeout(timeout).unwrap_or_default(),
             };
             let mut dead = Vec::new();
+            let mut deliveries = Deliveries::new();
             let mut state = lock(&self.state);
             for event in events {
                 match event {
                     IpcSelectionResult::MessageReceived(key, _) if key == wake_key => {}
                     IpcSelectionResult::MessageReceived(key, message) => {
-                        state.on_message(key, message.to::<Payload>().ok());
+                        state.on_message(key, message.to::<Payload>().ok(), &mut deliveries);
                     }
                     IpcSelectionResult::ChannelClosed(key) => {
                         if let Some(index) = state.workers.iter().position(|w| w.key == key) {
@@ -415,7 +416,6 @@ impl Shared {
             let to_start = wanted.saturating_sub(state.workers.len() + state.starting);
             state.starting += to_start;
             let finished = state.is_finished();
-            let deliveries = std::mem::take(&mut state.to_deliver);
             drop(state);
             links.iter().for_each(|link| link.flush());
             for (sink, first, delivery) in deliveries {
@@ -596,7 +596,7 @@ impl State {
     }
 
     /// A message on worker `key`'s result channel (`None`: it did not decode at all).
-    fn on_message(&mut self, key: u64, payload: Option<Payload>) {
+    fn on_message(&mut self, key: u64, payload: Option<Payload>, deliveries: &mut Deliveries) {
         let Some(index) = self.workers.iter().position(|w| w.key == key) else {
             return;
         };
@@ -630,12 +630,7 @@ impl State {
                         shared: shared.by_ref().take(attached as usize).collect(),
                         shared_ends: part.shared,
                     };
-                    if !worker.deliver(
-                        part.unit,
-                        part.first as usize,
-                        reports,
-                        &mut self.to_deliver,
-                    ) {
+                    if !worker.deliver(part.unit, part.first as usize, reports, deliveries) {
                         // Results for items it does not hold: the worker is confused. Kill it;
                         // its items go to another worker.
                         let _ = worker.child.signal(libc::SIGKILL);
@@ -822,14 +817,14 @@ impl State {
 }
 
 impl Worker {
-    /// Hands the reports of items `first..` of unit `id` to its sink. They must be the next
-    /// items of the oldest unit it holds; `false` if they are not.
+    /// Adds the reports of items `first..` of unit `id` to `deliveries`, for its sink. They must
+    /// be the next items of the oldest unit it holds; `false` if they are not.
     fn deliver(
         &mut self,
         id: u64,
         first: usize,
         reports: Items,
-        to_deliver: &mut Vec<(Arc<dyn Sink>, usize, Delivery)>,
+        deliveries: &mut Deliveries,
     ) -> bool {
         let Some(unit) = self.in_flight.front_mut() else {
             return false;
@@ -838,7 +833,7 @@ impl Worker {
         if unit.id != id || unit.reported != first || count > unit.left() {
             return false;
         }
-        to_deliver.push((
+        deliveries.push((
             Arc::clone(&unit.sink),
             unit.first + first,
             Delivery::Reports(reports),

@@ -1,6 +1,7 @@
 //! Where a pool delivers results: [`AsyncResult`] for one task, [`MapResult`] and the `imap`
 //! iterators for many. The pool hands the encoded reports of a run of items to a [`Sink`] in one
-//! piece; the caller's thread decodes them, so the pool's own thread never decodes a result.
+//! piece. A `map`'s are decoded by the pool's own thread as they arrive (its caller is busy
+//! encoding the rest); the others' by the caller's thread, as it takes them.
 
 use std::any::Any;
 use std::collections::{BTreeMap, VecDeque};
@@ -68,23 +69,26 @@ pub(crate) trait Sink: Send + Sync {
 /// `Deserialize` impl is that item's failure, not the pool thread's end. The attachments are
 /// moved into the values, not copied.
 fn decode_run<R: DeserializeOwned + 'static>(delivery: Delivery) -> Result<Vec<R>, TaskError> {
-    std::panic::catch_unwind(AssertUnwindSafe(|| match delivery {
+    match delivery {
         Delivery::Reports(mut reports) => reports
             .drain()
-            .map(|(bytes, shared)| decode(bytes, shared))
-            .collect::<Result<Vec<R>, TaskError>>(),
+            .map(|(bytes, shared)| {
+                std::panic::catch_unwind(AssertUnwindSafe(|| decode(bytes, shared))).unwrap_or_else(
+                    |payload| {
+                        Err(TaskError::Decode {
+                            type_name: std::any::type_name::<R>(),
+                            len: bytes.len(),
+                            reason: format!(
+                                "its Deserialize panicked: {}",
+                                crate::panic::message_of(payload.as_ref())
+                            ),
+                        })
+                    },
+                )
+            })
+            .collect(),
         Delivery::Failed(error) => Err(error),
-    }))
-    .unwrap_or_else(|payload| {
-        Err(TaskError::Decode {
-            type_name: std::any::type_name::<R>(),
-            len: 0,
-            reason: format!(
-                "its Deserialize panicked: {}",
-                crate::panic::message_of(payload.as_ref())
-            ),
-        })
-    })
+    }
 }
 
 /// Decodes a report into the task's value or its failure.

@@ -31,27 +31,24 @@ pub(super) fn start(job: Job) -> Result<Started, SpawnError> {
     let fork_lock = super::FORK_LOCK
         .write()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    // Where the child will report, made now that no other fork can copy it.
-    let prepared = match work {
+    // Where the child will report, made now that no other fork can copy it; and, for encoded
+    // arguments, holds on the spills the child reads them from.
+    let (prepared, child_holds) = match work {
         // A closure reports once, on a pipe (see `oneshot`).
         Work::Closure(work) => {
             let (sender, receiver) =
                 oneshot::pair().map_err(|e| SpawnError::os("create a pipe", e))?;
-            Prepared::Closure(work, sender, receiver)
+            (Prepared::Closure(work, sender, receiver), Vec::new())
         }
         Work::Encoded { task, payload } => {
             let (sender, receiver) =
                 crate::wire::channel().map_err(|e| SpawnError::os("create a channel", e))?;
-            Prepared::Encoded(task, payload, sender, receiver)
+            let holds = attach::hold_for_child(&payload.shared);
+            (Prepared::Encoded(task, payload, sender, receiver), holds)
         }
     };
     // Only a daemon checks that its parent is still there.
     let parent_pid = identity.daemon.then(|| std::process::id() as i32);
-    // The child reads the arguments' spills it inherits: holds on them for it.
-    let child_holds = match &prepared {
-        Prepared::Encoded(_, payload, ..) => attach::hold_for_child(&payload.shared),
-        Prepared::Closure(..) => Vec::new(),
-    };
 
     // The locks the child must find unlocked: stdout and stderr (so that a child never blocks
     // forever on a print another thread was in the middle of) and the runtime's own. This thread
@@ -192,8 +189,8 @@ thread_local! {
 /// Uses ipc-channel's per-thread buffers once on the calling thread, by sending a message to
 /// itself. Their first use registers thread-local destructors (an allocation, a lock of the
 /// dynamic loader): a child forked from this thread continues as a copy of it and finds them
-/// registered, instead of doing so itself when it sends its report, writing to half a dozen
-/// pages it shares with this process.
+/// registered, instead of doing so itself when it sends on a channel (a pool worker's reports, a
+/// report's shared objects), writing to half a dozen pages it shares with this process.
 pub(crate) fn prime_ipc_buffers() {
     if PRIMED.get() {
         return;

@@ -11,7 +11,8 @@
 //! - **No stray copies of a child's channel.** A child's end of its report channel exists in the
 //!   parent only between its creation and its handover; that span holds [`FORK_LOCK`] for
 //!   reading, and every `fork` holds it for writing. So no child forked meanwhile inherits it,
-//!   and the parent sees the channel close exactly when the child ends.
+//!   and the channel closes when the child ends (unless the child itself forked a process that
+//!   keeps it: `join` watches the child's pidfd too).
 
 pub(crate) mod bootstrap;
 mod exec;
@@ -188,8 +189,7 @@ static SPAWNER: Mutex<Option<(u32, mpsc::Sender<Errand>)>> = Mutex::new(None);
 
 /// Held for reading from the moment a child's end of its report channel exists in this process
 /// until it has been handed over (to the child or the fork server), and for writing across every
-/// `fork`: so that no forked child ever inherits another child's report channel, and the parent
-/// sees that channel close exactly when its child ends.
+/// `fork`: so that no forked child ever inherits another child's report channel.
 pub(crate) static FORK_LOCK: RwLock<()> = RwLock::new(());
 
 /// Starts a child as `job` says. Refused in a daemon.
