@@ -255,6 +255,13 @@ pub(crate) struct Snapshot {
     shared: Attachments,
 }
 
+impl Snapshot {
+    /// How many shared objects and large byte strings the values hold.
+    pub(crate) fn attachments(&self) -> usize {
+        self.shared.len()
+    }
+}
+
 /// The values of the globals this process has changed, for a child started now.
 pub(crate) fn snapshot() -> Result<Snapshot, SpawnError> {
     let (values, shared) = attach::collecting(|| {

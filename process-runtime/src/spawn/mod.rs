@@ -144,6 +144,20 @@ impl Job {
         let Job {
             identity, extras, ..
         } = self;
+        // Each shared object is a descriptor beside the message, and ipc-channel panics beyond
+        // its limit: the arguments are held to half a message, but the globals are not.
+        let attached = payload.shared.len() + globals.attachments();
+        if attached > crate::attach::MAX_PER_MESSAGE {
+            return Err(SpawnError::Encode {
+                task,
+                source: crate::codec::encode_error(format!(
+                    "the arguments and the changed process_globals hold {attached} shared \
+                     objects or large byte strings, and a child can be sent at most {}: group \
+                     them in an Array or a Queue, or pass them to the task instead",
+                    crate::attach::MAX_PER_MESSAGE
+                )),
+            });
+        }
         Ok(Start {
             task: task.to_owned(),
             payload,
