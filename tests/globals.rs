@@ -173,11 +173,7 @@ fn read_e() -> i64 {
 
 fn a_pool_worker_starts_from_the_value_when_it_started(method: StartMethod) {
     E.set(1);
-    let pool = Pool::builder()
-        .processes(2)
-        .start_method(method)
-        .build()
-        .unwrap();
+    let pool = common::pool(method, 2);
     E.set(2);
     // The workers started while E was 1.
     assert!(
@@ -187,11 +183,7 @@ fn a_pool_worker_starts_from_the_value_when_it_started(method: StartMethod) {
             .all(|&e| e == 1)
     );
     // A pool started now sees 2.
-    let later = Pool::builder()
-        .processes(1)
-        .start_method(method)
-        .build()
-        .unwrap();
+    let later = common::pool(method, 1);
     assert_eq!(later.apply(read_e, ()).unwrap(), 2);
 }
 

@@ -95,7 +95,8 @@ fn children_of(parent: u32) -> Vec<u32> {
 fn nothing_the_runtime_started_outlives_a_killed_parent(method: StartMethod) {
     let (mut helper, child) = helper(method, "daemon-then-wait");
     // Under ForkServer the helper's children are the child, the server and, once the server
-    // has replaced the spare the child came from, two spares waiting for requests.
+    // has replaced the spare the child came from, its spares waiting for requests (`SPARES` in
+    // process-runtime/src/spawn/forkserver.rs, two).
     let expected = match method {
         StartMethod::ForkServer => 4,
         _ => 1,

@@ -11,7 +11,7 @@ use process_runtime::prelude::*;
 use process_runtime::{AsyncResult, PoolError, TaskError};
 use serde::{Deserialize, Serialize, Serializer};
 
-use common::wait_until;
+use common::{pool, wait_until};
 
 per_start_method!(
     apply_and_apply_async_return_values,
@@ -51,14 +51,6 @@ fn failed_indexes<T>(outcomes: &[Result<T, TaskError>]) -> Vec<usize> {
         .enumerate()
         .filter_map(|(index, outcome)| outcome.is_err().then_some(index))
         .collect()
-}
-
-fn pool(method: StartMethod, processes: usize) -> Pool {
-    Pool::builder()
-        .processes(processes)
-        .start_method(method)
-        .build()
-        .expect("start the pool")
 }
 
 #[process_task]

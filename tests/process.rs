@@ -576,19 +576,13 @@ fn forks_beside_fork_server_starts_on_another_thread_never_deadlock() {
         let stop = stop.clone();
         std::thread::spawn(move || {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let p = Process::builder(add)
-                    .start_method(StartMethod::ForkServer)
-                    .spawn((1, 1))
-                    .unwrap();
+                let p = spawn(StartMethod::ForkServer, add, (1, 1));
                 assert_eq!(p.join().unwrap(), 2);
             }
         })
     };
     for i in 0..200 {
-        let mut p = Process::builder(add)
-            .start_method(StartMethod::Fork)
-            .spawn((i, 1))
-            .unwrap();
+        let mut p = spawn(StartMethod::Fork, add, (i, 1));
         match p.join_timeout(common::DEADLINE) {
             Ok(Some(sum)) => assert_eq!(sum, i + 1),
             other => {

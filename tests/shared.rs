@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use process_runtime::prelude::*;
 use process_runtime::{LockError, ProcessError, SpawnError, TaskError, pipe_with_capacity};
 
-use common::{DEADLINE, spawn, wait_until};
+use common::{DEADLINE, pool, spawn, wait_until};
 
 per_start_method!(
     four_processes_add_forty_thousand,
@@ -30,14 +30,6 @@ per_start_method!(
     too_many_shared_objects_in_one_value_is_an_error_that_says_so,
     children_started_from_many_threads_each_get_their_own_shared_object,
 );
-
-fn pool_of_two(method: StartMethod) -> Pool {
-    Pool::builder()
-        .processes(2)
-        .start_method(method)
-        .build()
-        .expect("start a pool")
-}
 
 #[process_task]
 fn increment(counter: Value<u64>, times: u32) {
@@ -335,7 +327,7 @@ fn report_through(queue: Queue<u32>, lock: Lock, item: u32) {
 }
 
 fn shared_objects_work_in_pool_tasks(method: StartMethod) {
-    let pool = pool_of_two(method);
+    let pool = pool(method, 2);
     let counter = Value::new(0_u64).unwrap();
     assert_eq!(pool.apply(add_to, (counter.clone(), 5)).unwrap(), 5);
     let inputs: Vec<_> = (1..=100).map(|i| (counter.clone(), i)).collect();
@@ -375,10 +367,7 @@ fn make_everything(method: StartMethod) -> u64 {
     event.set();
     semaphore.acquire();
     array.set(3, 3);
-    let grandchild = Process::builder(increment)
-        .start_method(method)
-        .spawn((value.clone(), 2))
-        .unwrap();
+    let grandchild = spawn(method, increment, (value.clone(), 2));
     grandchild.join().unwrap();
     let _ = lock.acquire().unwrap();
     value.get() + u64::from(b.recv().unwrap()) + u64::from(array.get(3))
@@ -466,7 +455,7 @@ fn leave_nothing_behind() {
         assert_eq!(child.join().unwrap(), 1 + 2 + 1 + 3);
     }
     // A pool, whose workers receive objects with their tasks.
-    let pool = pool_of_two(method);
+    let pool = pool(method, 2);
     let counter = Value::new(0_u64).unwrap();
     assert_eq!(pool.apply(add_to, (counter.clone(), 1)).unwrap(), 1);
     pool.close();
@@ -548,7 +537,7 @@ fn too_many_shared_objects_in_one_value_is_an_error_that_says_so(method: StartMe
         }
         (_, other) => panic!("{other:?}"),
     }
-    let pool = pool_of_two(method);
+    let pool = pool(method, 2);
     match pool.apply(sum_values, many.clone()) {
         Err(TaskError::Encode(reason)) => assert!(says_so(&reason), "{reason}"),
         other => panic!("{other:?}"),
@@ -648,8 +637,7 @@ fn poll_counters_until_they_end(count: u64, polling: Polling) -> usize {
     let children: Vec<_> = (0..count)
         .map(|i| spawn(StartMethod::Fork, make_counter, i))
         .collect();
-    let deadline = Instant::now() + DEADLINE;
-    let running = |children: &[Process<Value<u64>>]| match polling {
+    let running = || match polling {
         Polling::IsAlive => children.iter().filter(|child| child.is_alive()).count(),
         Polling::ActiveChildren => process_runtime::active_children().len(),
         Polling::Sentinels => {
@@ -663,9 +651,7 @@ fn poll_counters_until_they_end(count: u64, polling: Polling) -> usize {
                 .count()
         }
     };
-    while running(&children) > 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    wait_until(|| running() == 0);
     children.iter().filter(|child| !child.is_alive()).count()
 }
 

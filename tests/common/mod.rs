@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use process_runtime::{Process, StartMethod, Task};
+use process_runtime::{Pool, Process, StartMethod, Task};
 
 /// How long a test waits for something that should happen promptly, before it fails. Generous:
 /// CI machines are slow and loaded.
@@ -61,6 +61,15 @@ pub fn spawn<T: Task>(method: StartMethod, task: T, args: T::Args) -> Process<T:
         .start_method(method)
         .spawn(args)
         .expect("start a child")
+}
+
+/// A pool of `processes` workers started by `method`, with every other option at its default.
+pub fn pool(method: StartMethod, processes: usize) -> Pool {
+    Pool::builder()
+        .processes(processes)
+        .start_method(method)
+        .build()
+        .expect("start the pool")
 }
 
 /// Defines `mod fork`, `mod spawn` and `mod forkserver`, each with one `#[test]` per listed

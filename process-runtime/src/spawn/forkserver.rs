@@ -121,29 +121,16 @@ pub(super) fn start(job: Job, globals: Snapshot) -> Result<Started, SpawnError> 
         parent_pid: me as i32,
     };
     let server = slot.as_ref().expect("set above");
-    let lost = |error: String| SpawnError::Bootstrap {
-        reason: format!("the fork server is gone: {error}"),
-    };
     let sent = server.requests.send(request);
     drop(handover);
     if let Err(error) = sent {
-        // Killed and reaped, not only dropped: it is not in the children registry, and a
-        // dropped handle would leave it a zombie.
-        if let Some(lost_server) = slot.take() {
-            stop(lost_server);
-        }
-        return Err(lost(error.to_string()));
+        return Err(give_up(&mut slot, error));
     }
     // The server holds the only other copy of the report sender until it has forked.
     // A spare answers at once; the limit is only against a server that stopped answering.
     let reply = match server.replies.try_recv_timeout(REPLY_TIMEOUT) {
         Ok(reply) => reply,
-        Err(error) => {
-            if let Some(lost_server) = slot.take() {
-                stop(lost_server);
-            }
-            return Err(lost(error.to_string()));
-        }
+        Err(error) => return Err(give_up(&mut slot, error)),
     };
     match reply {
         Reply::Started(pid) => {
@@ -216,6 +203,17 @@ fn is_alive(slot: &Option<Server>, me: u32) -> bool {
     })
 }
 
+/// Gives up on the server in `slot`, which failed with `error`: killed and reaped, not only
+/// dropped (it is not in the children registry, and a dropped handle would leave it a zombie).
+fn give_up(slot: &mut Option<Server>, error: impl std::fmt::Display) -> SpawnError {
+    if let Some(lost) = slot.take() {
+        stop(lost);
+    }
+    SpawnError::Bootstrap {
+        reason: format!("the fork server is gone: {error}"),
+    }
+}
+
 /// Kills and reaps a server of this process; forgets one inherited through fork, which is not
 /// ours to touch.
 fn stop(server: Server) {
@@ -278,31 +276,38 @@ pub(super) fn serve(start: ServerStart) -> ! {
         );
         sys::exit_now(0);
     };
-    let mut channels = Some(Channels {
+    let mut channels = Channels {
         requests,
         replies,
         notes,
-    });
+    };
     // The spares waiting, by the id of their note channel in the set.
     let mut waiting = std::collections::HashSet::new();
     loop {
         while waiting.len() < SPARES {
-            match clone_spare(&records, requester, &mut channels) {
-                Ok(id) => {
+            match clone_spare(&records, &mut channels.notes) {
+                Ok(Cloned::Waiting(id)) => {
                     waiting.insert(id);
                 }
+                Ok(Cloned::Spare(note)) => {
+                    let Channels {
+                        requests,
+                        replies,
+                        notes,
+                    } = channels;
+                    // The other spares' notes are not this one's business.
+                    drop(notes);
+                    spare(requests, replies, note, requester)
+                }
                 // None waiting: the next request would wait for ever; it gets the failure.
-                Err(reason) if waiting.is_empty() => match &channels {
-                    Some(channels) => {
-                        answer_one_with(&channels.requests, &channels.replies, &reason)
-                    }
-                    None => sys::exit_now(0),
-                },
+                Err(reason) if waiting.is_empty() => {
+                    answer_one_with(&channels.requests, &channels.replies, &reason)
+                }
                 // Tried again when a waiting one is taken.
                 Err(_) => break,
             }
         }
-        let Some(Ok(events)) = channels.as_mut().map(|channels| channels.notes.select()) else {
+        let Ok(events) = channels.notes.select() else {
             sys::exit_now(0);
         };
         for event in events {
@@ -329,14 +334,17 @@ struct Channels {
     notes: ipc::IpcReceiverSet,
 }
 
+/// What [`clone_spare`] returns on each side of the clone.
+enum Cloned {
+    /// In the server: the spare's id in the notes.
+    Waiting(u64),
+    /// In the spare: where it says it took a request.
+    Spare(IpcSender<Note>),
+}
+
 /// Clones a spare that waits for a request, and adds the channel on which it will say it took
-/// one to the notes; returns its id there, or why there is no spare. The spare takes the
-/// server's channels out of `channels` (in its own copy of the server's memory).
-fn clone_spare(
-    records: &ThreadRecords,
-    requester: i32,
-    channels: &mut Option<Channels>,
-) -> Result<u64, String> {
+/// one to `notes`; or says why there is no spare.
+fn clone_spare(records: &ThreadRecords, notes: &mut ipc::IpcReceiverSet) -> Result<Cloned, String> {
     let (note_tx, note_rx) = ipc::channel::<Note>()
         .map_err(|_| "could not create a channel in the fork server".to_owned())?;
     // SAFETY: this process has a single thread (the server never starts one), and `records`
@@ -344,27 +352,14 @@ fn clone_spare(
     match unsafe { sys::clone_as_sibling(records) } {
         Ok(Forked::Child) => {
             drop(note_rx);
-            let Some(Channels {
-                requests,
-                replies,
-                notes,
-            }) = channels.take()
-            else {
-                sys::exit_now(0);
-            };
-            // The other spares' notes are not this one's business.
-            drop(notes);
-            spare(requests, replies, note_tx, requester)
+            Ok(Cloned::Spare(note_tx))
         }
         Ok(Forked::Parent(_)) => {
             // The spare holds the only sender left: its death closes the channel.
             drop(note_tx);
-            let Some(channels) = channels.as_mut() else {
-                return Err("the fork server has no channels".to_owned());
-            };
-            channels
-                .notes
+            notes
                 .add(note_rx)
+                .map(Cloned::Waiting)
                 .map_err(|error| format!("could not watch a spare in the fork server: {error}"))
         }
         Err(error) => Err(format!("could not fork in the fork server: {error}")),
