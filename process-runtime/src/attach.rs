@@ -103,14 +103,12 @@ pub(crate) fn too_many(count: usize) -> Option<String> {
 
 #[cold]
 fn too_many_message(count: usize) -> String {
-    {
-        format!(
-            "it holds {count} shared objects or large byte strings, and one call's arguments or \
-             one return value can take at most {MAX_PER_VALUE} to another process (each is a file \
-             descriptor, and a message passes a limited number): pass fewer, or group them in an \
-             Array or a Queue"
-        )
-    }
+    format!(
+        "it holds {count} shared objects or large byte strings, and one call's arguments or one \
+         return value can take at most {MAX_PER_VALUE} to another process (each is a file \
+         descriptor, and a message passes a limited number): pass fewer, or group them in an \
+         Array or a Queue"
+    )
 }
 
 /// For a child about to be forked, which inherits `attachments` without a message: takes a hold
