@@ -386,7 +386,9 @@ impl<R: serde::de::DeserializeOwned + 'static> Process<R> {
     /// The value the child reported, once it has ended with `status`; or why there is none.
     fn take_value(&mut self, status: ExitStatus) -> Result<R, ProcessError> {
         match std::mem::replace(&mut self.report, ReportState::Taken) {
-            ReportState::Received(Some(payload)) => decode_report(&payload.bytes.0, payload.shared),
+            ReportState::Received(Some(mut payload)) => {
+                decode_report(&payload.bytes.0, &mut payload.shared)
+            }
             _ => Err(match status {
                 ExitStatus::Exited(code) => ProcessError::Exited { code },
                 ExitStatus::Signaled(signal) => ProcessError::Killed { signal },
@@ -402,7 +404,7 @@ fn deadline_after(timeout: Duration) -> Option<Instant> {
 
 fn decode_report<R: serde::de::DeserializeOwned + 'static>(
     bytes: &[u8],
-    shared: attach::Attachments,
+    shared: &mut attach::Attachments,
 ) -> Result<R, ProcessError> {
     task::decode_value(bytes, shared).map_err(ProcessError::from)
 }
@@ -426,7 +428,7 @@ mod tests {
 
     #[test]
     fn corrupt_reports_are_typed_errors() {
-        let error = decode_report::<u64>(&[0xff, 0xff, 0xff], Vec::new()).unwrap_err();
+        let error = decode_report::<u64>(&[0xff, 0xff, 0xff], &mut Vec::new()).unwrap_err();
         assert!(
             matches!(
                 error,
@@ -438,7 +440,7 @@ mod tests {
             ),
             "{error}"
         );
-        let empty = decode_report::<String>(&[], Vec::new()).unwrap_err();
+        let empty = decode_report::<String>(&[], &mut Vec::new()).unwrap_err();
         assert!(matches!(empty, ProcessError::Decode { len: 0, .. }));
     }
 
@@ -451,11 +453,11 @@ mod tests {
     #[test]
     fn reports_decode_by_variant() {
         let bytes = crate::codec::encode(&Report::<u64>::Returned(12)).unwrap();
-        assert_eq!(decode_report::<u64>(&bytes, Vec::new()).unwrap(), 12);
+        assert_eq!(decode_report::<u64>(&bytes, &mut Vec::new()).unwrap(), 12);
         let failed: Report<()> = Report::Failed("no".into());
         let bytes = crate::codec::encode(&failed).unwrap();
         assert!(matches!(
-            decode_report::<Vec<String>>(&bytes, Vec::new()),
+            decode_report::<Vec<String>>(&bytes, &mut Vec::new()),
             Err(ProcessError::Failed(_))
         ));
     }

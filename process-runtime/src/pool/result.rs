@@ -21,7 +21,10 @@ use crate::error::TaskError;
 impl Items {
     /// Decodes the report of item `index` into its value or its failure.
     fn decode<R: DeserializeOwned + 'static>(&self, index: usize) -> Result<R, TaskError> {
-        decode(self.get(index).unwrap_or_default(), self.shared_of(index))
+        decode(
+            self.get(index).unwrap_or_default(),
+            &mut self.shared_of(index),
+        )
     }
 }
 
@@ -51,8 +54,12 @@ impl Delivery {
     fn into_first<R: DeserializeOwned + 'static>(self) -> Result<R, TaskError> {
         match self {
             Delivery::Reports(mut reports) => {
-                let (bytes, shared) = reports.drain().next().unwrap_or_default();
-                decode(bytes, shared)
+                let mut first = None;
+                reports.drain_each(|bytes, shared| {
+                    first = Some(decode(bytes, shared));
+                    false
+                });
+                first.unwrap_or_else(|| decode(&[], &mut Vec::new()))
             }
             Delivery::Failed(error) => Err(error),
         }
@@ -70,11 +77,12 @@ pub(crate) trait Sink: Send + Sync {
 /// moved into the values, not copied.
 fn decode_run<R: DeserializeOwned + 'static>(delivery: Delivery) -> Result<Vec<R>, TaskError> {
     match delivery {
-        Delivery::Reports(mut reports) => reports
-            .drain()
-            .map(|(bytes, shared)| {
-                std::panic::catch_unwind(AssertUnwindSafe(|| decode(bytes, shared))).unwrap_or_else(
-                    |payload| {
+        Delivery::Reports(mut reports) => {
+            let mut values = Vec::with_capacity(reports.len());
+            let mut failure = None;
+            reports.drain_each(|bytes, shared| {
+                let decoded = std::panic::catch_unwind(AssertUnwindSafe(|| decode(bytes, shared)))
+                    .unwrap_or_else(|payload| {
                         Err(TaskError::Decode {
                             type_name: std::any::type_name::<R>(),
                             len: bytes.len(),
@@ -83,10 +91,18 @@ fn decode_run<R: DeserializeOwned + 'static>(delivery: Delivery) -> Result<Vec<R
                                 crate::panic::message_of(payload.as_ref())
                             ),
                         })
-                    },
-                )
-            })
-            .collect(),
+                    });
+                match decoded {
+                    Ok(value) => values.push(value),
+                    Err(error) => failure = Some(error),
+                }
+                failure.is_none()
+            });
+            match failure {
+                Some(error) => Err(error),
+                None => Ok(values),
+            }
+        }
         Delivery::Failed(error) => Err(error),
     }
 }
@@ -94,7 +110,7 @@ fn decode_run<R: DeserializeOwned + 'static>(delivery: Delivery) -> Result<Vec<R
 /// Decodes a report into the task's value or its failure.
 fn decode<R: DeserializeOwned + 'static>(
     bytes: &[u8],
-    shared: Attachments,
+    shared: &mut Attachments,
 ) -> Result<R, TaskError> {
     crate::task::decode_value(bytes, shared).map_err(TaskError::from)
 }

@@ -186,25 +186,26 @@ impl Items {
             .map_or_else(Vec::new, <[Attachment]>::to_vec)
     }
 
-    /// Each item and its attachments, in order, the attachments moved out rather than copied (a
-    /// shared object's copy maps its segment again). The attachments are gone afterwards.
-    pub(crate) fn drain(&mut self) -> impl Iterator<Item = (&[u8], Attachments)> {
+    /// Hands each item and its attachments to `each`, in order, until it returns `false`. The
+    /// attachments are moved out rather than copied (a shared object's copy maps its segment
+    /// again), and lent: `each` takes what it keeps. The attachments are gone afterwards.
+    ///
+    /// A closure and a lent `Vec` rather than an iterator of owned ones: moving an empty `Vec`
+    /// per item cost a stalled load each (see [`TaskEntry::run`](crate::task::TaskEntry)).
+    pub(crate) fn drain_each(&mut self, mut each: impl FnMut(&[u8], &mut Attachments) -> bool) {
         let mut shared = std::mem::take(&mut self.shared).into_iter();
-        let Items {
-            bytes,
-            ends,
-            shared_ends,
-            ..
-        } = &*self;
-        (0..ends.len()).map(move |index| {
-            let count = span(shared_ends, index).map_or(0, |span| span.len());
-            let attachments = if count == 0 {
-                Vec::new()
-            } else {
-                shared.by_ref().take(count).collect()
-            };
-            (item(bytes, ends, index).unwrap_or_default(), attachments)
-        })
+        let mut attachments = Vec::new();
+        for index in 0..self.ends.len() {
+            let count = span(&self.shared_ends, index).map_or(0, |span| span.len());
+            if count > 0 {
+                attachments.clear();
+                attachments.extend(shared.by_ref().take(count));
+            }
+            let bytes = item(&self.bytes, &self.ends, index).unwrap_or_default();
+            if !each(bytes, &mut attachments) {
+                break;
+            }
+        }
     }
 
     /// A copy of items `range`.
@@ -533,7 +534,7 @@ pub(crate) fn pool_worker(config: WorkerConfig) {
             let mut started = Instant::now();
             for index in 0..unit.ends.len() {
                 let count = span(&unit.shared, index).map_or(0, |span| span.len());
-                let item_shared = if count == 0 {
+                let mut item_shared = if count == 0 {
                     Vec::new()
                 } else {
                     shared.by_ref().take(count).collect()
@@ -544,7 +545,7 @@ pub(crate) fn pool_worker(config: WorkerConfig) {
                 outbox.record(unit.id, index as u32, |out, out_shared| {
                     match entry {
                         Some(Ok(entry)) => {
-                            (entry.run)(payload, item_shared, out, out_shared);
+                            (entry.run)(payload, &mut item_shared, out, out_shared);
                         }
                         Some(Err(reason)) => {
                             encode_report_into::<()>(&Report::Failed(reason.clone()), out);
@@ -587,7 +588,8 @@ fn run_initializer(name: &str, payload: Nested) -> Option<String> {
         ));
     };
     let mut report = Vec::new();
-    if (entry.run)(&payload.bytes, payload.shared, &mut report, &mut Vec::new()) == 0 {
+    let mut shared = payload.shared;
+    if (entry.run)(&payload.bytes, &mut shared, &mut report, &mut Vec::new()) == 0 {
         return None;
     }
     // Only the failure variants are decoded, and they do not depend on the initializer's
