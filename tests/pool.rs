@@ -37,6 +37,7 @@ per_start_method!(
     large_byte_strings_arrive_whole_however_long_results_wait,
     a_worker_dying_on_a_large_item_fails_only_that_item,
     a_map_not_ready_keeps_what_it_has_for_the_next_get,
+    a_map_fails_as_soon_as_its_first_failure_is_known,
     a_result_whose_deserialize_panics_fails_the_map_not_the_pool,
     shared_objects_in_some_results_come_back_to_their_items,
     an_imap_of_a_pool_closed_meanwhile_fails_each_item,
@@ -649,6 +650,7 @@ fn a_map_not_ready_keeps_what_it_has_for_the_next_get(method: StartMethod) {
         .build()
         .unwrap();
     let gate = Event::new().unwrap();
+    let _open = common::SetOnDrop(gate.clone());
     let mut result = pool
         .map_async(double_after_gate, (0..20).map(|x| (x, gate.clone())))
         .unwrap();
@@ -659,6 +661,49 @@ fn a_map_not_ready_keeps_what_it_has_for_the_next_get(method: StartMethod) {
     gate.set();
     let values = result.get_timeout(common::DEADLINE).unwrap();
     assert_eq!(values, (0..20).map(|x| x * 2).collect::<Vec<u64>>());
+}
+
+#[process_task]
+fn fail_on_three_wait_on_seven(x: u64, gate: Event) -> u64 {
+    assert_ne!(x, 3, "item 3 fails");
+    if x == 7 {
+        gate.wait();
+    }
+    x * 2
+}
+
+fn a_map_fails_as_soon_as_its_first_failure_is_known(method: StartMethod) {
+    // Item 3 fails at once and item 7 waits for the gate: `get` has its answer (the first
+    // failure in input order) without item 7, while `ready` and `wait` are about every item.
+    let pool = Pool::builder()
+        .processes(2)
+        .chunksize(1)
+        .start_method(method)
+        .build()
+        .unwrap();
+    let gate = Event::new().unwrap();
+    // Opened however the test ends: dropping the pool waits for item 7.
+    let _open = common::SetOnDrop(gate.clone());
+    let mut result = pool
+        .map_async(
+            fail_on_three_wait_on_seven,
+            (0..20).map(|x| (x, gate.clone())),
+        )
+        .unwrap();
+    match result.get_timeout(common::DEADLINE) {
+        Err(TaskError::Panicked(info)) => {
+            assert!(info.message().contains("item 3 fails"), "{info}")
+        }
+        other => panic!("item 3 fails first: {other:?}"),
+    }
+    assert!(!result.ready(), "item 7 is still waiting for the gate");
+    gate.set();
+    result.wait();
+    assert!(result.ready());
+    assert!(matches!(
+        result.get_timeout(Duration::ZERO),
+        Err(TaskError::AlreadyTaken)
+    ));
 }
 
 /// A value whose deserialization panics for one value: user code that runs in the pool's own

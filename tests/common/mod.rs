@@ -95,3 +95,14 @@ pub fn pattern(seed: u8, len: usize) -> Vec<u8> {
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
         .collect()
 }
+
+/// Sets its event when dropped: a test whose tasks wait on a gate opens it however the test
+/// ends, so that a failed assertion fails the test instead of leaving a pool's drop waiting for
+/// ever on tasks that wait for the gate.
+pub struct SetOnDrop(pub process_runtime::Event);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.set();
+    }
+}

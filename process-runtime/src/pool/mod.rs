@@ -14,7 +14,7 @@ use std::time::Duration;
 pub use result::{AsyncResult, MapResult};
 
 use manager::{Config, Request, Shared};
-use result::{Collector, Delivery, Sink, Slot};
+use result::{Collector, Delivery, MapCollector, Sink, Slot};
 use worker::Items;
 
 use crate::StartMethod;
@@ -286,8 +286,8 @@ impl Pool {
                 }
             }
         }
-        let collector = Arc::new(Collector::decoding::<T::Output>());
         let len = all_args.len() + usize::from(input_failure.is_some());
+        let collector = Arc::new(MapCollector::<T::Output>::new(len));
         let chunksize = self
             .chunksize
             .unwrap_or_else(|| python_chunksize(all_args.len(), self.processes()));
@@ -304,7 +304,7 @@ impl Pool {
             collector.deliver(all_args.len(), Delivery::Failed(TaskError::Input(reason)));
         }
         self.shared.submit(&mut chunker.finish())?;
-        Ok(MapResult::new(collector, len))
+        Ok(MapResult::new(collector))
     }
 
     /// Runs `task` on every item of `inputs`, yielding each outcome in input order as soon as it

@@ -1,9 +1,9 @@
 //! Where a pool delivers results: [`AsyncResult`] for one task, [`MapResult`] and the `imap`
 //! iterators for many. The pool hands the encoded reports of a run of items to a [`Sink`] in one
-//! piece. A `map`'s are decoded by the pool's own thread as they arrive (its caller is busy
-//! encoding the rest); the others' by the caller's thread, as it takes them.
+//! piece. A `map`'s are decoded by the pool's own thread as they arrive, into the one vector of
+//! results ([`MapCollector`]; its caller is busy encoding the rest); the others' by the caller's
+//! thread, as it takes them ([`Slot`], [`Collector`]).
 
-use std::any::Any;
 use std::collections::{BTreeMap, VecDeque};
 use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
@@ -72,13 +72,15 @@ pub(crate) trait Sink: Send + Sync {
     fn deliver(&self, first: usize, delivery: Delivery);
 }
 
-/// Decodes a run of outcomes: the values up to the first failure, or that failure. A panic in a
-/// `Deserialize` impl is that item's failure, not the pool thread's end. The attachments are
-/// moved into the values, not copied.
-fn decode_run<R: DeserializeOwned + 'static>(delivery: Delivery) -> Result<Vec<R>, TaskError> {
+/// Decodes a run of outcomes onto the end of `values`: the values up to the first failure, and
+/// that failure, if any. A panic in a `Deserialize` impl is that item's failure, not the pool
+/// thread's end. The attachments are moved into the values, not copied.
+fn decode_run_into<R: DeserializeOwned + 'static>(
+    delivery: Delivery,
+    values: &mut Vec<R>,
+) -> Result<(), TaskError> {
     match delivery {
         Delivery::Reports(mut reports) => {
-            let mut values = Vec::with_capacity(reports.len());
             let mut failure = None;
             reports.drain_each(|bytes, shared| {
                 let decoded = std::panic::catch_unwind(AssertUnwindSafe(|| decode(bytes, shared)))
@@ -98,10 +100,7 @@ fn decode_run<R: DeserializeOwned + 'static>(delivery: Delivery) -> Result<Vec<R
                 }
                 failure.is_none()
             });
-            match failure {
-                Some(error) => Err(error),
-                None => Ok(values),
-            }
+            failure.map_or(Ok(()), Err)
         }
         Delivery::Failed(error) => Err(error),
     }
@@ -291,35 +290,17 @@ impl<R> AsyncResult<R> {
     }
 }
 
-/// Outcomes of many items, by index: the sink of `map`, `map_async` and the `imap` iterators.
-#[derive(Default)]
+/// Outcomes of many items, by index, decoded by their reader: the sink of the `imap` iterators.
+#[derive(Debug, Default)]
 pub(crate) struct Collector {
     state: Mutex<Collected>,
     arrived: Signal,
-    /// For `map`: decodes each run as it is delivered, in the pool's thread, while the caller's
-    /// thread goes on encoding the next chunks. `None`: the reader decodes (the `imap`s).
-    decoder: Option<Decoder>,
-}
-
-/// Decodes a run into a `Result<Vec<R>, TaskError>`, type-erased: the values up to the first
-/// failure, or that failure.
-type Decoder = Box<dyn Fn(Delivery) -> Box<dyn Any + Send> + Send + Sync>;
-
-impl std::fmt::Debug for Collector {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Collector")
-            .field("state", &self.state)
-            .field("decodes_on_delivery", &self.decoder.is_some())
-            .finish()
-    }
 }
 
 #[derive(Debug, Default)]
 struct Collected {
     /// Deliveries not yet consumed, by their first index; `taken` items of each are consumed.
     runs: BTreeMap<usize, (Delivery, usize)>,
-    /// Runs decoded on delivery, by their first index (see [`Collector::decoder`]).
-    decoded: BTreeMap<usize, Box<dyn Any + Send>>,
     /// First indexes of runs with items left, in the order they arrived (for `imap_unordered`).
     arrivals: VecDeque<usize>,
     /// How many items have arrived in all.
@@ -328,16 +309,6 @@ struct Collected {
 
 impl Sink for Collector {
     fn deliver(&self, first: usize, delivery: Delivery) {
-        if let Some(decoder) = &self.decoder {
-            // Decoded before the lock is taken: the reader is not held up meanwhile.
-            let len = delivery.len();
-            let values = decoder(delivery);
-            let mut state = lock(&self.state);
-            state.arrived += len;
-            state.decoded.insert(first, values);
-            self.arrived.notify();
-            return;
-        }
         let mut state = lock(&self.state);
         state.arrived += delivery.len();
         state.runs.insert(first, (delivery, 0));
@@ -347,38 +318,6 @@ impl Sink for Collector {
 }
 
 impl Collector {
-    /// A collector that decodes each run into `R`s as it is delivered, for a reader that takes
-    /// the runs in order with [`take_decoded`](Collector::take_decoded).
-    pub(crate) fn decoding<R: DeserializeOwned + Send + 'static>() -> Self {
-        Collector {
-            decoder: Some(Box::new(|delivery: Delivery| {
-                Box::new(decode_run::<R>(delivery)) as Box<dyn Any + Send>
-            })),
-            ..Collector::default()
-        }
-    }
-
-    /// Waits (until `deadline`) for the run that starts at item `first`, decoded on delivery,
-    /// and takes it.
-    fn take_decoded<R: 'static>(
-        &self,
-        first: usize,
-        deadline: Option<Instant>,
-    ) -> Option<Result<Vec<R>, TaskError>> {
-        let mut state = lock(&self.state);
-        loop {
-            if let Some(values) = state.decoded.remove(&first) {
-                return Some(match values.downcast::<Result<Vec<R>, TaskError>>() {
-                    Ok(values) => *values,
-                    Err(_) => Err(TaskError::Failed(
-                        "a run of results was decoded as another type".to_owned(),
-                    )),
-                });
-            }
-            state = self.arrived.wait(state, deadline)?;
-        }
-    }
-
     /// Waits for the outcome of item `index`, decodes it, and forgets it. Items are taken in
     /// increasing order.
     pub(crate) fn take<R: DeserializeOwned + 'static>(&self, index: usize) -> Result<R, TaskError> {
@@ -423,22 +362,100 @@ impl Collector {
             state = self.arrived.wait(state, None).expect("no deadline");
         }
     }
+}
 
-    /// How many items have arrived.
-    fn arrived(&self) -> usize {
-        lock(&self.state).arrived
+/// The sink of `map` and `map_async`: the values of all items in one vector, in input order.
+///
+/// The pool's thread decodes each run as it is delivered, outside the lock, while the caller's
+/// thread goes on encoding the next chunks (as Python's result handler does), and moves it onto
+/// the end of the vector once the runs before it are there (a run that arrives ahead of its
+/// turn waits for them, decoded). The caller is woken once, when all are in (or the first
+/// failure in input order is), and takes the vector as it is.
+pub(crate) struct MapCollector<R> {
+    state: Mutex<MapState<R>>,
+    finished: Signal,
+}
+
+struct MapState<R> {
+    /// The values of items `0..values.len()`.
+    values: Vec<R>,
+    /// Runs that arrived ahead of their turn, by their first index: their values up to their
+    /// first failure, and that failure.
+    ahead: BTreeMap<usize, (Vec<R>, Option<TaskError>)>,
+    /// The first failure in input order; the items after it are not decoded.
+    failure: Option<TaskError>,
+    /// How many items have arrived in all, decoded or not.
+    arrived: usize,
+    len: usize,
+}
+
+impl<R> std::fmt::Debug for MapCollector<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = lock(&self.state);
+        f.debug_struct("MapCollector")
+            .field("len", &state.len)
+            .field("decoded", &state.values.len())
+            .field("arrived", &state.arrived)
+            .field("failure", &state.failure)
+            .finish()
     }
+}
 
-    /// Waits until `count` items have arrived (until `deadline`); returns whether they have.
-    fn wait_for(&self, count: usize, deadline: Option<Instant>) -> bool {
+impl<R> MapCollector<R> {
+    /// A collector for `len` items.
+    pub(crate) fn new(len: usize) -> Self {
+        MapCollector {
+            state: Mutex::new(MapState {
+                values: Vec::new(),
+                ahead: BTreeMap::new(),
+                failure: None,
+                arrived: 0,
+                len,
+            }),
+            finished: Signal::default(),
+        }
+    }
+}
+
+impl<R> MapState<R> {
+    /// Whether `get` has its answer: every value, or the first failure.
+    fn finished(&self) -> bool {
+        self.failure.is_some() || self.values.len() >= self.len
+    }
+}
+
+impl<R: DeserializeOwned + Send + 'static> Sink for MapCollector<R> {
+    fn deliver(&self, first: usize, delivery: Delivery) {
+        let len = delivery.len();
+        // Decoded before the lock is taken: `get`, `ready` and `wait` are not held up meanwhile.
+        let mut run = Vec::with_capacity(len);
+        let failure = decode_run_into(delivery, &mut run).err();
         let mut state = lock(&self.state);
-        while state.arrived < count {
-            match self.arrived.wait(state, deadline) {
-                Some(next) => state = next,
-                None => return false,
+        let state = &mut *state;
+        state.arrived += len;
+        // Once a failure is known, what comes after it is never read.
+        if state.failure.is_none() {
+            state.ahead.insert(first, (run, failure));
+            while state.failure.is_none() {
+                let Some((mut run, failure)) = state.ahead.remove(&state.values.len()) else {
+                    break;
+                };
+                if state.values.capacity() == 0 {
+                    // Reserved here, not when the map starts: allocated before the chunks were
+                    // encoded, it made the bench's map measurably slower (memory layout).
+                    let len = state.len;
+                    state.values.reserve_exact(len);
+                }
+                state.values.append(&mut run);
+                state.failure = failure;
+            }
+            if state.failure.is_some() {
+                state.ahead.clear();
             }
         }
-        true
+        if state.finished() || state.arrived >= state.len {
+            self.finished.notify();
+        }
     }
 }
 
@@ -446,20 +463,14 @@ impl Collector {
 #[derive(Debug)]
 #[must_use = "the tasks run anyway; the handle is how their results are read"]
 pub struct MapResult<R> {
-    collector: Arc<Collector>,
-    len: usize,
-    /// The values decoded so far, in order: they are decoded as their runs arrive, while the
-    /// workers go on with the rest.
-    values: Mutex<Vec<R>>,
+    collector: Arc<MapCollector<R>>,
     taken: bool,
 }
 
 impl<R: DeserializeOwned + 'static> MapResult<R> {
-    pub(crate) fn new(collector: Arc<Collector>, len: usize) -> Self {
+    pub(crate) fn new(collector: Arc<MapCollector<R>>) -> Self {
         MapResult {
             collector,
-            len,
-            values: Mutex::new(Vec::new()),
             taken: false,
         }
     }
@@ -493,41 +504,42 @@ impl<R: DeserializeOwned + 'static> MapResult<R> {
         if self.taken {
             return Err(TaskError::AlreadyTaken);
         }
-        let values = self
-            .values
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner);
-        values.reserve_exact(self.len - values.len());
-        while values.len() < self.len {
-            let Some(run) = self.collector.take_decoded::<R>(values.len(), deadline) else {
-                // What was taken stays for the next call.
-                return Err(TaskError::NotReady {
-                    waited: Duration::ZERO,
-                });
-            };
-            match run {
-                Ok(run) => values.extend(run),
-                Err(error) => {
-                    self.taken = true;
-                    return Err(error);
+        let mut state = lock(&self.collector.state);
+        while !state.finished() {
+            match self.collector.finished.wait(state, deadline) {
+                Some(next) => state = next,
+                None => {
+                    return Err(TaskError::NotReady {
+                        waited: Duration::ZERO,
+                    });
                 }
             }
         }
         self.taken = true;
-        Ok(std::mem::take(values))
+        match state.failure.take() {
+            Some(error) => Err(error),
+            None => Ok(std::mem::take(&mut state.values)),
+        }
     }
 }
 
 impl<R> MapResult<R> {
-    /// Whether every item has finished.
+    /// Whether every item has finished (as in Python, whatever `get` returned: after a failure,
+    /// the items after it may still be running).
     pub fn ready(&self) -> bool {
-        self.taken || self.collector.arrived() >= self.len
+        let state = lock(&self.collector.state);
+        state.arrived >= state.len
     }
 
     /// Waits until every item has finished.
     pub fn wait(&self) {
-        if !self.taken {
-            self.collector.wait_for(self.len, None);
+        let mut state = lock(&self.collector.state);
+        while state.arrived < state.len {
+            state = self
+                .collector
+                .finished
+                .wait(state, None)
+                .expect("no deadline");
         }
     }
 }
