@@ -16,6 +16,7 @@ use common::{pool, wait_until};
 per_start_method!(
     apply_and_apply_async_return_values,
     map_keeps_the_order_of_ten_thousand_items,
+    a_chunk_larger_than_a_message_keeps_every_item,
     imap_unordered_yields_the_same_multiset,
     starmap_takes_tuples,
     empty_input_gives_empty_results,
@@ -108,6 +109,20 @@ fn map_keeps_the_order_of_ten_thousand_items(method: StartMethod) {
         .map(Result::unwrap)
         .collect();
     assert_eq!(ordered, doubled);
+}
+
+fn a_chunk_larger_than_a_message_keeps_every_item(method: StartMethod) {
+    // One requested chunk of 300k items, megabytes encoded: the pool cuts it into units that
+    // each travel in one message, and the workers send their reports in several.
+    let pool = Pool::builder()
+        .processes(2)
+        .chunksize(1 << 30)
+        .start_method(method)
+        .build()
+        .unwrap();
+    let doubled = pool.map(double, 0..300_000).unwrap();
+    assert_eq!(doubled.len(), 300_000);
+    assert!(doubled.iter().zip(0..).all(|(&y, x)| y == 2 * x));
 }
 
 fn imap_unordered_yields_the_same_multiset(method: StartMethod) {

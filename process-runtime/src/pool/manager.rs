@@ -533,6 +533,7 @@ impl State {
             return links;
         }
         let window = self.window();
+        let budget = wire::message_budget();
         // Only the workers with room, least loaded first, so that with a window of one every
         // idle worker gets a unit. Two batches in flight keep a worker busy: while it runs one,
         // the next is already in its socket. Work that comes meanwhile waits in the queue and
@@ -550,17 +551,23 @@ impl State {
             let worker = &mut self.workers[i];
             let mut units = Vec::new();
             let mut items = worker.in_flight_items;
-            // Each unit fits in a message (see `Chunker`); a batch takes units while they fit.
+            // Each unit fits in a message (see `Chunker`); a batch takes units while they fit,
+            // in attachments and in bytes.
             let mut attached = 0;
+            let mut bytes = 0;
             while let Some(front) = self.queue.front() {
                 if items >= window && items > 0 {
                     break;
                 }
                 let attaching = front.items.shared.len();
-                if !units.is_empty() && attached + attaching > attach::MAX_PER_MESSAGE {
+                let size = front.items.wire_size();
+                if !units.is_empty()
+                    && (attached + attaching > attach::MAX_PER_MESSAGE || bytes + size > budget)
+                {
                     break;
                 }
                 attached += attaching;
+                bytes += size;
                 if worker
                     .quota_left()
                     .is_some_and(|left| left <= units.len() as u64)

@@ -6,8 +6,9 @@
 //!   an `apply`, a chunk for a `map`), as one buffer of encoded `(task, args)` with the end offset
 //!   of each item; or [`ToWorker::Stop`];
 //! - the worker sends [`FromWorker::Results`]: for each unit, the reports of a run of its items
-//!   as one buffer, flushed at the end of each batch and whenever results have waited
-//!   [`FLUSH_AFTER`], so that a long batch still streams.
+//!   as one buffer, flushed at the end of each batch, whenever results have waited
+//!   [`FLUSH_AFTER`] (so that a long batch still streams), and before a message would outgrow
+//!   [`message_budget`](crate::wire::message_budget).
 //!
 //! A unit costs one message and no allocation per item on either side: what makes `map` of tiny
 //! tasks fast.
@@ -166,6 +167,12 @@ impl Items {
     #[inline]
     pub(crate) fn len(&self) -> usize {
         self.ends.len()
+    }
+
+    /// About how many bytes the items take in a message: theirs and their end offsets.
+    #[inline]
+    pub(crate) fn wire_size(&self) -> usize {
+        self.bytes.len() + 4 * self.ends.len()
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -375,6 +382,8 @@ struct Outbox {
     /// The shared memory the reports refer to, in report order.
     shared: Attachments,
     parts: Vec<OutPart>,
+    /// How many reports are waiting here.
+    count: usize,
     /// Time spent running the items waiting here.
     busy: Duration,
     /// When the oldest report waiting here was made, on the coarse clock.
@@ -422,6 +431,14 @@ impl Outbox {
             self.shared.len() - part.shared_start,
         );
         part.ends.push((self.reports.len() - part.start) as u32);
+        self.count += 1;
+    }
+
+    /// Whether the reports waiting make a message as large as it should get: the next one
+    /// might take it past [`wire::message_budget`](crate::wire::message_budget), or past half
+    /// the attachments a message carries.
+    fn full(&self, budget: usize) -> bool {
+        self.reports.len() + 4 * self.count >= budget || self.shared.len() >= attach::MAX_PER_VALUE
     }
 
     fn due(&self) -> bool {
@@ -460,6 +477,7 @@ impl Outbox {
             std::mem::take(&mut self.shared),
         );
         self.parts.clear();
+        self.count = 0;
         self.reports.clear();
         self.busy = Duration::ZERO;
         self.oldest = None;
@@ -508,6 +526,7 @@ pub(crate) fn pool_worker(config: WorkerConfig) {
     }
 
     let mut outbox = Outbox::default();
+    let budget = crate::wire::message_budget();
     let mut units_done: u64 = 0;
     // Until the pool says stop, or drops its end of the inbox.
     while let Ok(message) = inbox.recv() {
@@ -560,10 +579,11 @@ pub(crate) fn pool_worker(config: WorkerConfig) {
                 });
                 progress.finish(index as u32);
                 // Even the coarse clock costs as much as a tiny task: in a large unit (a map's
-                // chunk of small items) look at it every few items only. Reports holding half a
-                // message's attachments go at once, so that the next one always fits.
-                let full = outbox.shared.len() >= attach::MAX_PER_VALUE;
-                if full || ((unit.ends.len() < 64 || index % 16 == 15) && outbox.due()) {
+                // chunk of small items) look at it every few items only. A full outbox goes at
+                // once, so that the next report always fits in a message.
+                if outbox.full(budget)
+                    || ((unit.ends.len() < 64 || index % 16 == 15) && outbox.due())
+                {
                     outbox.busy += started.elapsed();
                     outbox.flush(&send);
                     started = Instant::now();
@@ -643,6 +663,34 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn an_outbox_is_full_before_its_message_outgrows_the_budget() {
+        let budget = crate::wire::message_budget();
+        let mut outbox = Outbox::default();
+        let report = vec![7_u8; 1000];
+        let mut recorded = 0;
+        // Bounded, so that an outbox that is never full fails the test rather than hangs it.
+        while !outbox.full(budget) && recorded < 100_000 {
+            outbox.record(1, recorded, |out, _| out.extend_from_slice(&report));
+            recorded += 1;
+        }
+        // Full with the report that reached the budget, not one later.
+        let size = outbox.reports.len() + 4 * outbox.count;
+        assert!(
+            size >= budget && size < budget + 1004,
+            "{size} against {budget}"
+        );
+        let sent = std::cell::RefCell::new(Vec::new());
+        outbox.flush(&|message: &FromWorker<'_>, _| {
+            if let FromWorker::Results { parts, .. } = message {
+                sent.borrow_mut()
+                    .extend(parts.iter().map(|part| part.ends.len()));
+            }
+        });
+        assert_eq!(sent.into_inner(), [recorded as usize]);
+        assert!(!outbox.full(budget), "emptied by the flush");
     }
 
     #[test]
