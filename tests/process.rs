@@ -38,6 +38,7 @@ per_start_method!(
     wait_leaves_the_value_for_join,
     a_child_killed_while_its_own_child_holds_its_descriptors_is_seen_ending,
     a_child_waits_for_its_children_as_it_ends,
+    a_child_has_its_parents_environment,
 );
 
 #[process_task]
@@ -656,4 +657,20 @@ fn a_child_waits_for_its_children_as_it_ends(method: StartMethod) {
         .join()
         .unwrap();
     assert_eq!(done.get(), 1, "the child ended before its own child did");
+}
+
+#[process_task]
+fn environment() -> Vec<(String, String)> {
+    let mut variables: Vec<(String, String)> = std::env::vars().collect();
+    variables.sort();
+    variables
+}
+
+fn a_child_has_its_parents_environment(method: StartMethod) {
+    // Whatever a start method sets for its own use while the child starts (the bootstrap
+    // variable, the directory of the handshake's socket) is gone before the task runs.
+    let mut here: Vec<(String, String)> = std::env::vars().collect();
+    here.sort();
+    let there = spawn(method, environment, ()).join().unwrap();
+    assert_eq!(there, here);
 }
