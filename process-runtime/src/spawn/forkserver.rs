@@ -52,12 +52,22 @@ impl ServerStart {
     }
 }
 
-/// Fork a child that runs `start`.
+/// What a requester asks of a spare.
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct Request {
-    start: Start,
-    /// The requester's pid: a daemon child checks that it is still its parent.
-    parent_pid: i32,
+#[allow(
+    clippy::large_enum_variant,
+    reason = "made only to be sent at once, never stored; boxing would cost every spawn an allocation"
+)]
+pub(crate) enum Request {
+    /// Become a child that runs `start`.
+    Start {
+        start: Start,
+        /// The requester's pid: a daemon child checks that it is still its parent.
+        parent_pid: i32,
+    },
+    /// Exit, saying so with your pid: the requester is giving up on its server, and reaps the
+    /// spares it left (they are the requester's children, see the module's documentation).
+    Quit,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -69,6 +79,8 @@ pub(crate) enum Reply {
     /// The task's name is registered twice; the spare (this pid) exits.
     Ambiguous(i32),
     Failed(String),
+    /// A spare (this pid) took a [`Request::Quit`] and exits.
+    Quitting(i32),
 }
 
 /// The requester's side of its server.
@@ -116,7 +128,7 @@ pub(super) fn start(job: Job, globals: Snapshot) -> Result<Started, SpawnError> 
     let identity = job.identity.clone();
     let start = job.into_start(reports_tx, globals)?;
     let task = start.task.clone();
-    let request = Request {
+    let request = Request::Start {
         start,
         parent_pid: me as i32,
     };
@@ -157,6 +169,14 @@ pub(super) fn start(job: Job, globals: Snapshot) -> Result<Started, SpawnError> 
             what: "start a child in the fork server".to_owned(),
             source: std::io::Error::other(error),
         }),
+        Reply::Quitting(pid) => {
+            // Only a requester giving up on its server asks a spare to quit.
+            reap(pid);
+            Err(give_up(
+                &mut slot,
+                "a spare quit instead of starting the child",
+            ))
+        }
     }
 }
 
@@ -188,11 +208,12 @@ fn launch() -> Result<Server, SpawnError> {
     })
 }
 
-/// Stops and reaps this process's fork server, if it has one. Called at exit.
+/// Stops and reaps this process's fork server, if it has one. Called at exit, when the spares it
+/// leaves need no reaping: they end with the channel, and this process ends too.
 pub(crate) fn shutdown() {
     let server = SERVER.lock().unwrap_or_else(PoisonError::into_inner).take();
     if let Some(server) = server {
-        stop(server);
+        kill(&server);
     }
 }
 
@@ -214,14 +235,49 @@ fn give_up(slot: &mut Option<Server>, error: impl std::fmt::Display) -> SpawnErr
     }
 }
 
-/// Kills and reaps a server of this process; forgets one inherited through fork, which is not
-/// ours to touch.
+/// How long [`stop`] waits for the spares of a server it gave up on to say they quit. They
+/// answer at once; this only bounds a spare that cannot (stopped by a debugger, say).
+const QUIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Kills and reaps a server of this process, then has its spares quit and reaps them too (they
+/// are this process's children, outside the children registry: left alone, each would end
+/// when the request channel closes and stay a zombie as long as this process lives). Forgets a
+/// server inherited through fork, which is not ours to touch.
 fn stop(server: Server) {
+    if server.owner != std::process::id() {
+        std::mem::forget(server);
+        return;
+    }
+    // The server first, so that it clones no spare to replace one that quits.
+    kill(&server);
+    for _ in 0..SPARES {
+        // Fails once no spare holds the other end.
+        if server.requests.send(Request::Quit).is_err() {
+            break;
+        }
+    }
+    let deadline = std::time::Instant::now() + QUIT_TIMEOUT;
+    let mut reaped = 0;
+    while reaped < SPARES {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match server.replies.try_recv_timeout(left) {
+            Ok(Reply::Quitting(pid)) => {
+                reap(pid);
+                reaped += 1;
+            }
+            // An answer to a request nobody waits for any more.
+            Ok(_) => {}
+            // No spare left to answer, or the time is up.
+            Err(_) => break,
+        }
+    }
+}
+
+/// Kills and reaps a server of this process.
+fn kill(server: &Server) {
     if server.owner == std::process::id() {
         let _ = sys::pidfd_send_signal(std::os::fd::AsFd::as_fd(&server.pidfd), libc::SIGKILL);
         let _ = sys::waitid_pidfd(std::os::fd::AsFd::as_fd(&server.pidfd), true);
-    } else {
-        std::mem::forget(server);
     }
 }
 
@@ -394,7 +450,11 @@ fn spare(
         sys::exit_now(0);
     };
     let me = std::process::id() as i32;
-    let entry = task::lookup(&request.start.task);
+    let Request::Start { start, parent_pid } = request else {
+        let _ = replies.send(Reply::Quitting(me));
+        sys::exit_now(0);
+    };
+    let entry = task::lookup(&start.task);
     let reply = match entry {
         Ok(_) => Reply::Started(me),
         Err(Lookup::Missing) => Reply::Missing(me),
@@ -405,13 +465,12 @@ fn spare(
     // The server's channels are not the child's business.
     drop((requests, replies, note));
     match entry {
-        Ok(entry) => run_child(request, entry),
+        Ok(entry) => run_child(start, parent_pid, entry),
         Err(_) => sys::exit_now(EXIT_FAILURE),
     }
 }
 
-fn run_child(request: Request, entry: &'static task::TaskEntry) -> ! {
-    let Request { start, parent_pid } = request;
+fn run_child(start: Start, parent_pid: i32, entry: &'static task::TaskEntry) -> ! {
     if start.identity.daemon {
         if sys::getppid() != parent_pid {
             sys::exit_now(EXIT_FAILURE);
