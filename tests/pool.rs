@@ -656,15 +656,22 @@ fn double_after_gate(x: u64, gate: Event) -> u64 {
     x * 2
 }
 
-fn a_map_not_ready_keeps_what_it_has_for_the_next_get(method: StartMethod) {
-    // Values are decoded as they arrive; a get that times out must not lose those.
+/// A pool of two that takes a map's items one at a time, and a gate for its tasks to wait on.
+/// The tests open the gate with a [`common::SetOnDrop`] declared after the pool, so that it
+/// drops first, however the test ends: dropping the pool waits for the tasks waiting on it.
+fn pool_and_gate(method: StartMethod) -> (Pool, Event) {
     let pool = Pool::builder()
         .processes(2)
         .chunksize(1)
         .start_method(method)
         .build()
         .unwrap();
-    let gate = Event::new().unwrap();
+    (pool, Event::new().unwrap())
+}
+
+fn a_map_not_ready_keeps_what_it_has_for_the_next_get(method: StartMethod) {
+    // Values are decoded as they arrive; a get that times out must not lose those.
+    let (pool, gate) = pool_and_gate(method);
     let _open = common::SetOnDrop(gate.clone());
     let mut result = pool
         .map_async(double_after_gate, (0..20).map(|x| (x, gate.clone())))
@@ -690,14 +697,7 @@ fn fail_on_three_wait_on_seven(x: u64, gate: Event) -> u64 {
 fn a_map_fails_as_soon_as_its_first_failure_is_known(method: StartMethod) {
     // Item 3 fails at once and item 7 waits for the gate: `get` has its answer (the first
     // failure in input order) without item 7, while `ready` and `wait` are about every item.
-    let pool = Pool::builder()
-        .processes(2)
-        .chunksize(1)
-        .start_method(method)
-        .build()
-        .unwrap();
-    let gate = Event::new().unwrap();
-    // Opened however the test ends: dropping the pool waits for item 7.
+    let (pool, gate) = pool_and_gate(method);
     let _open = common::SetOnDrop(gate.clone());
     let mut result = pool
         .map_async(
