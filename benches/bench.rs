@@ -8,8 +8,9 @@
 //!
 //! For profiling, a smaller run: `BENCH_ONLY` (or arguments after `--`) lists measurements to
 //! run, matched by prefix (`spawn`, `spawn.forkserver`, `pool.ours`, `map`, `memory`,
-//! `payload`, `scaling.spawn`, ...; see the `wants` calls), and `BENCH_SCALE` multiplies every
-//! iteration and task count.
+//! `payload`, `scaling.spawn`, ...; see the `wants` calls) or, ending in `$`, exactly
+//! (`spawn.fork$` without `spawn.forkserver`), and `BENCH_SCALE` multiplies every iteration and
+//! task count.
 //!
 //! procspawn needs `procspawn::init()` first in `main`: its children re-execute this binary and
 //! run `main` up to there. The runtime needs nothing: its re-executed children are taken over by

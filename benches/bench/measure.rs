@@ -84,7 +84,11 @@ impl Config {
 
     /// Whether the measurement `name` runs in this run.
     pub fn wants(&self, name: &str) -> bool {
-        self.only.is_empty() || self.only.iter().any(|only| name.starts_with(only.as_str()))
+        self.only.is_empty()
+            || self.only.iter().any(|only| match only.strip_suffix('$') {
+                Some(exact) => name == exact,
+                None => name.starts_with(only.as_str()),
+            })
     }
 
     /// Whether any measurement of `group` (a prefix such as `payload`) runs in this run.
@@ -93,7 +97,8 @@ impl Config {
             || self
                 .only
                 .iter()
-                .any(|only| only.starts_with(group) || group.starts_with(only.as_str()))
+                .map(|only| only.trim_end_matches('$'))
+                .any(|only| only.starts_with(group) || group.starts_with(only))
     }
 
     /// `base` iterations or tasks, scaled by `BENCH_SCALE`.
