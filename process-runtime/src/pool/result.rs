@@ -516,8 +516,9 @@ impl<R: DeserializeOwned + 'static> MapResult<R> {
             }
         }
         self.taken = true;
-        match state.failure.take() {
-            Some(error) => Err(error),
+        // The failure stays: the items after it, still arriving, are not kept.
+        match &state.failure {
+            Some(error) => Err(error.clone()),
             None => Ok(std::mem::take(&mut state.values)),
         }
     }
@@ -541,5 +542,27 @@ impl<R> MapResult<R> {
                 .wait(state, None)
                 .expect("no deadline");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_map_keeps_nothing_that_arrives_after_its_failure_was_returned() {
+        let collector = Arc::new(MapCollector::<u64>::new(4));
+        let mut result = MapResult::new(Arc::clone(&collector));
+        collector.deliver(0, Delivery::Failed(TaskError::Terminated));
+        assert!(matches!(
+            result.get_timeout(Duration::ZERO),
+            Err(TaskError::Terminated)
+        ));
+        collector.deliver(2, Delivery::Failed(TaskError::Terminated));
+        collector.deliver(1, Delivery::Failed(TaskError::Terminated));
+        assert!(!result.ready());
+        collector.deliver(3, Delivery::Failed(TaskError::Terminated));
+        assert!(result.ready());
+        assert!(lock(&collector.state).ahead.is_empty());
     }
 }
