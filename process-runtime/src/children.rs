@@ -31,9 +31,25 @@ pub(crate) struct Child {
     /// dropped, because a `Fork` parent would otherwise free it right after the fork, writing to
     /// pages the child still shares (see `spawn::fork::start`).
     identity: ChildIdentity,
-    status: Mutex<Option<ExitStatus>>,
-    /// What to do once the child has been reaped.
-    on_reap: Mutex<Option<ReapHook>>,
+    reaping: Mutex<Reaping>,
+}
+
+/// Whether a child has been reaped, and what is left to do when it is.
+#[derive(Debug)]
+enum Reaping {
+    /// Not yet; what to do then, if anything.
+    Pending(Option<ReapHook>),
+    /// Reaped: how it ended.
+    Reaped(ExitStatus),
+}
+
+impl Reaping {
+    fn status(&self) -> Option<ExitStatus> {
+        match self {
+            Reaping::Pending(_) => None,
+            Reaping::Reaped(status) => Some(*status),
+        }
+    }
 }
 
 /// Work left for when a child has been reaped (see [`Child::on_reap`]).
@@ -51,20 +67,19 @@ impl Child {
             pid,
             pidfd,
             identity,
-            status: Mutex::new(None),
-            on_reap: Mutex::new(None),
+            reaping: Mutex::new(Reaping::Pending(None)),
         })
     }
 
     /// Runs `hook` once the child has been reaped, by whoever reaps it; at once if it has been.
     pub(crate) fn on_reap(&self, hook: Box<dyn FnOnce() + Send>) {
-        let status = self.status.lock().unwrap_or_else(PoisonError::into_inner);
-        if status.is_some() {
-            drop(status);
-            hook();
-        } else {
-            // Under the status lock, which the reap holds when it takes the hook.
-            *self.on_reap.lock().unwrap_or_else(PoisonError::into_inner) = Some(ReapHook(hook));
+        let mut reaping = self.reaping();
+        match &mut *reaping {
+            Reaping::Pending(slot) => *slot = Some(ReapHook(hook)),
+            Reaping::Reaped(_) => {
+                drop(reaping);
+                hook();
+            }
         }
     }
 
@@ -84,6 +99,10 @@ impl Child {
         self.pidfd.as_fd()
     }
 
+    fn reaping(&self) -> MutexGuard<'_, Reaping> {
+        self.reaping.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn info(&self) -> ProcessInfo {
         ProcessInfo::new(
             self.identity.name.clone(),
@@ -94,31 +113,28 @@ impl Child {
 
     /// The exit status if the child has ended, reaping it if nobody has yet. Never blocks.
     pub(crate) fn try_wait(&self) -> io::Result<Option<ExitStatus>> {
-        let mut status = self.status.lock().unwrap_or_else(PoisonError::into_inner);
-        if status.is_some() {
-            return Ok(*status);
+        let mut reaping = self.reaping();
+        if let Reaping::Reaped(status) = *reaping {
+            return Ok(Some(status));
         }
-        *status = sys::waitid_pidfd(self.pidfd.as_fd(), false)?;
-        let reaped = *status;
-        if reaped.is_none() {
+        let Some(status) = sys::waitid_pidfd(self.pidfd.as_fd(), false)? else {
             return Ok(None);
-        }
-        let hook = self
-            .on_reap
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        drop(status);
+        };
+        let hook = match std::mem::replace(&mut *reaping, Reaping::Reaped(status)) {
+            Reaping::Pending(hook) => hook,
+            Reaping::Reaped(_) => None,
+        };
+        drop(reaping);
         forget(self);
         if let Some(ReapHook(hook)) = hook {
             hook();
         }
-        Ok(reaped)
+        Ok(Some(status))
     }
 
     /// Waits until the child ends or `deadline` passes (`None`: no deadline).
     pub(crate) fn wait_until(&self, deadline: Option<Instant>) -> io::Result<Option<ExitStatus>> {
-        if let Some(status) = *self.status.lock().unwrap_or_else(PoisonError::into_inner) {
+        if let Some(status) = self.reaping().status() {
             return Ok(Some(status));
         }
         loop {
@@ -146,8 +162,9 @@ impl Child {
 
     /// Sends `signal`, unless the child has already been reaped.
     pub(crate) fn signal(&self, signal: i32) -> io::Result<()> {
-        let status = self.status.lock().unwrap_or_else(PoisonError::into_inner);
-        if status.is_some() {
+        // Under the lock, so that it is not reaped meanwhile: a reaped child's pidfd refuses.
+        let reaping = self.reaping();
+        if reaping.status().is_some() {
             return Ok(());
         }
         sys::pidfd_send_signal(self.pidfd.as_fd(), signal)
