@@ -164,17 +164,27 @@ fn write_all(pipe: BorrowedFd<'_>, mut bytes: &[u8]) -> nix::Result<()> {
     Ok(())
 }
 
+/// What [`Receiver::receive`] found.
+#[derive(Debug)]
+pub(crate) enum Received {
+    /// The whole report, with its attachments.
+    Report(Payload),
+    /// No report will come: the pipe closed, or the child ended without writing it all.
+    Nothing,
+    /// The deadline passed first.
+    NotYet,
+}
+
 impl Receiver {
-    /// Reads until the report is whole, with its attachments (`Ok(Some(Some(_)))`), or until it
-    /// is clear that none will come (`Ok(Some(None))`): the pipe closed, or the child, whose
-    /// pidfd is `child`, has ended without writing it all (a copy of the pipe's write end in a
-    /// process the child forked would keep the pipe open). `Ok(None)` if `deadline` (`None`:
-    /// none) passes first.
+    /// Reads until the report is whole, or until it is clear that none will come: the pipe
+    /// closed, or the child, whose pidfd is `child`, has ended without writing it all (a copy of
+    /// the pipe's write end in a process the child forked would keep the pipe open); or until
+    /// `deadline` (`None`: none) passes.
     pub(crate) fn receive(
         &mut self,
         child: BorrowedFd<'_>,
         deadline: Option<Instant>,
-    ) -> io::Result<Option<Option<Payload>>> {
+    ) -> io::Result<Received> {
         // Once the child has ended, what it wrote is all in the pipe: read it without waiting.
         let mut ended = false;
         loop {
@@ -188,10 +198,10 @@ impl Receiver {
                         } else {
                             Vec::new()
                         };
-                        return Ok(Some(Some(Payload {
+                        return Ok(Received::Report(Payload {
                             bytes: wire::Bytes(std::mem::take(&mut self.body)),
                             shared,
-                        })));
+                        }));
                     }
                     left
                 }
@@ -218,13 +228,13 @@ impl Receiver {
             } else if deadline.is_none_or(|deadline| Instant::now() < deadline) {
                 continue;
             } else {
-                return Ok(None);
+                return Ok(Received::NotYet);
             };
             match read {
                 Ok(0) => {
                     // It may have sent attachments before it ended: nobody wants them now.
                     self.inbox.discard(self.token);
-                    return Ok(Some(None));
+                    return Ok(Received::Nothing);
                 }
                 Ok(_) => {}
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}

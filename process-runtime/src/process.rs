@@ -11,6 +11,7 @@ use crate::attach;
 use crate::children::{self, Child};
 use crate::current;
 use crate::error::{ProcessError, SpawnError};
+use crate::oneshot::Received;
 use crate::spawn::{self, Job, Reports, Work};
 use crate::start_method::{StartMethod, get_start_method};
 use crate::sys::ExitStatus;
@@ -270,7 +271,9 @@ impl<R> Process<R> {
                 receive_until(channel, child, deadline)
             }
             ReportState::Pending(Reports::Pipe(pipe)) => match pipe.receive(child, deadline) {
-                Ok(report) => report.map(|report| report.ok_or(IpcError::Disconnected)),
+                Ok(Received::Report(report)) => Some(Ok(report)),
+                Ok(Received::Nothing) => Some(Err(IpcError::Disconnected)),
+                Ok(Received::NotYet) => None,
                 Err(error) => Some(Err(IpcError::Io(error))),
             },
             _ => return Ok(true),
