@@ -78,6 +78,71 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError
     }
 }
 
+/// One encoded value at the start of bytes that may go on with other values (the next items of
+/// a pool's message): the decoder may read ahead into those, but the value must end exactly at
+/// its length.
+///
+/// bincode decodes a varint from 9 bytes at once where it has them; given a small value's bytes
+/// alone, it goes byte by byte instead, at twice the cost (4.4 against 2.3 ns for a `u64` of a
+/// few bytes). A pool decodes two such values per item of a map.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Encoded<'a> {
+    /// The value's bytes, then possibly more.
+    bytes: &'a [u8],
+    len: usize,
+}
+
+impl<'a> Encoded<'a> {
+    /// No value at all.
+    pub(crate) const EMPTY: Encoded<'static> = Encoded { bytes: &[], len: 0 };
+
+    /// The value in `buffer[range]`, followed by the rest of `buffer`; `None` if `range` is not
+    /// in it.
+    #[inline]
+    pub(crate) fn in_buffer(buffer: &'a [u8], range: std::ops::Range<usize>) -> Option<Self> {
+        let bytes = buffer.get(range.start..)?;
+        let len = range.end.checked_sub(range.start)?;
+        (len <= bytes.len()).then_some(Encoded { bytes, len })
+    }
+
+    /// The value's own bytes.
+    #[inline]
+    pub(crate) fn bytes(self) -> &'a [u8] {
+        &self.bytes[..self.len]
+    }
+
+    #[inline]
+    pub(crate) fn len(self) -> usize {
+        self.len
+    }
+}
+
+impl<'a> From<&'a [u8]> for Encoded<'a> {
+    /// A value that is all of `bytes`.
+    fn from(bytes: &'a [u8]) -> Self {
+        Encoded {
+            bytes,
+            len: bytes.len(),
+        }
+    }
+}
+
+/// Decodes a `T` that must end exactly where `value` does.
+#[inline]
+pub(crate) fn decode_in<T: DeserializeOwned>(value: Encoded<'_>) -> Result<T, DecodeError> {
+    let (decoded, read) = bincode::serde::decode_from_slice(value.bytes, CONFIG)?;
+    match value.len.checked_sub(read) {
+        Some(0) => Ok(decoded),
+        Some(trailing) => Err(DecodeError::Trailing { trailing }),
+        // It read on into what follows the value.
+        None => Err(DecodeError::Invalid(
+            bincode::error::DecodeError::UnexpectedEnd {
+                additional: read - value.len,
+            },
+        )),
+    }
+}
+
 /// Decodes a `T` that may borrow from `bytes` and must fill them exactly.
 pub(crate) fn decode_borrowed<'de, T: serde::Deserialize<'de>>(
     bytes: &'de [u8],
@@ -106,11 +171,14 @@ pub(crate) fn encode_variant_into<T: Serialize + ?Sized>(
 /// the rest exactly); `None` if they encode another variant.
 pub(crate) fn decode_variant<T: DeserializeOwned>(
     index: u8,
-    bytes: &[u8],
+    value: Encoded<'_>,
 ) -> Option<Result<T, DecodeError>> {
     debug_assert!(index < SINGLE_BYTE_VARIANTS);
-    match bytes.split_first() {
-        Some((&first, rest)) if first == index => Some(decode(rest)),
+    match value.bytes() {
+        [first, ..] if *first == index => Some(decode_in(Encoded {
+            bytes: &value.bytes[1..],
+            len: value.len - 1,
+        })),
         _ => None,
     }
 }
@@ -137,6 +205,36 @@ mod tests {
             decode::<(i64, String, Vec<u8>, Option<f64>)>(&bytes).unwrap(),
             value
         );
+    }
+
+    #[test]
+    fn a_value_in_a_buffer_reads_ahead_but_ends_at_its_length() {
+        let mut buffer = encode(&300_u64).unwrap();
+        let len = buffer.len();
+        buffer.extend(encode(&7_u64).unwrap());
+        let first = Encoded::in_buffer(&buffer, 0..len).unwrap();
+        assert_eq!(decode_in::<u64>(first).unwrap(), 300);
+        let second = Encoded::in_buffer(&buffer, len..buffer.len()).unwrap();
+        assert_eq!(decode_in::<u64>(second).unwrap(), 7);
+        // Cut short, the first value would take its last bytes from the second.
+        let short = Encoded::in_buffer(&buffer, 0..len - 1).unwrap();
+        assert!(matches!(
+            decode_in::<u64>(short),
+            Err(DecodeError::Invalid(
+                bincode::error::DecodeError::UnexpectedEnd { additional: 1 }
+            ))
+        ));
+        // Too long, it leaves a byte over.
+        let long = Encoded::in_buffer(&buffer, 0..len + 1).unwrap();
+        assert!(matches!(
+            decode_in::<u64>(long),
+            Err(DecodeError::Trailing { trailing: 1 })
+        ));
+        #[expect(clippy::reversed_empty_ranges, reason = "a corrupt pair of offsets")]
+        let reversed = 2..1;
+        assert!(Encoded::in_buffer(&buffer, reversed).is_none());
+        assert!(Encoded::in_buffer(&buffer, 0..buffer.len() + 1).is_none());
+        assert!(Encoded::in_buffer(&buffer, buffer.len() + 1..buffer.len() + 1).is_none());
     }
 
     #[test]

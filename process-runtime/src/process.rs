@@ -409,7 +409,7 @@ fn decode_report<R: serde::de::DeserializeOwned + 'static>(
     bytes: &[u8],
     shared: &mut attach::Attachments,
 ) -> Result<R, ProcessError> {
-    task::decode_value(bytes, shared).map_err(ProcessError::from)
+    task::decode_value(bytes.into(), shared).map_err(ProcessError::from)
 }
 
 impl<R> Drop for Process<R> {

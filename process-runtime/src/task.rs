@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::attach::{self, Attachments};
-use crate::codec;
+use crate::codec::{self, Encoded};
 use crate::error::PanicInfo;
 
 /// A value that can cross a process boundary: it is serialized with serde in one process and
@@ -63,7 +63,9 @@ pub struct TaskEntry {
     /// The segments come by reference, not by value: a pool worker calls this for every item
     /// of a chunk, nearly always with none, and moving an empty `Vec` into the call cost a
     /// stalled load (a 16-byte read of what was just written as 8-byte words) per item.
-    pub(crate) run: fn(&[u8], &mut Attachments, &mut Vec<u8>, &mut Attachments) -> i32,
+    ///
+    /// The bytes may go on past the call (the next items of a chunk): see [`Encoded`].
+    pub(crate) run: fn(Encoded<'_>, &mut Attachments, &mut Vec<u8>, &mut Attachments) -> i32,
 }
 
 /// What running a task from its encoded form produced: the encoded report for the parent and the
@@ -81,7 +83,7 @@ impl TaskEntry {
     pub(crate) fn run_to_outcome(&self, payload: &[u8], mut shared: Attachments) -> Outcome {
         let mut report = Vec::new();
         let mut attachments = Vec::new();
-        let exit_code = (self.run)(payload, &mut shared, &mut report, &mut attachments);
+        let exit_code = (self.run)(payload.into(), &mut shared, &mut report, &mut attachments);
         Outcome {
             report,
             shared: attachments,
@@ -152,7 +154,7 @@ pub(crate) const EXIT_FAILURE: i32 = 1;
 
 /// Decodes `(task, args)`, runs the task under `catch_unwind`, and encodes what happened.
 fn run_encoded<T: Task>(
-    payload: &[u8],
+    payload: Encoded<'_>,
     shared: &mut Attachments,
     out: &mut Vec<u8>,
     out_shared: &mut Attachments,
@@ -215,18 +217,18 @@ pub(crate) fn encode_call<T: Task>(
 
 /// Decodes a call encoded by [`encode_call`].
 fn decode_call<T: Task>(
-    payload: &[u8],
+    payload: Encoded<'_>,
     shared: &mut Attachments,
 ) -> Result<(T, T::Args), codec::DecodeError> {
     if is_byte_vec::<T::Args>() {
         let (task, bytes) =
-            attach::decode::<(T, crate::wire::Blob)>(payload, std::mem::take(shared))?;
+            attach::decode::<(T, crate::wire::Blob)>(payload.bytes(), std::mem::take(shared))?;
         return Ok((task, from_byte_vec(bytes.0)));
     }
     if shared.is_empty() {
-        return codec::decode(payload);
+        return codec::decode_in(payload);
     }
-    attach::decode::<(T, T::Args)>(payload, std::mem::take(shared))
+    attach::decode::<(T, T::Args)>(payload.bytes(), std::mem::take(shared))
 }
 
 /// Decodes a report encoded by [`encode_report_into`].
@@ -234,9 +236,10 @@ fn decode_call<T: Task>(
 /// The segments come by reference, taken only if there are any, for the reason given at
 /// [`TaskEntry::run`]: a pool decodes a report per item, nearly always with none.
 pub(crate) fn decode_report<R: serde::de::DeserializeOwned + 'static>(
-    bytes: &[u8],
+    report: Encoded<'_>,
     shared: &mut Attachments,
 ) -> Result<Report<R>, codec::DecodeError> {
+    let bytes = report.bytes();
     if is_byte_vec::<R>() {
         return Ok(
             match attach::decode::<Report<crate::wire::Blob>>(bytes, std::mem::take(shared))? {
@@ -248,7 +251,7 @@ pub(crate) fn decode_report<R: serde::de::DeserializeOwned + 'static>(
     }
     if shared.is_empty() {
         // The common case, without the enum's Deserialize.
-        if let Some(value) = codec::decode_variant::<R>(RETURNED, bytes) {
+        if let Some(value) = codec::decode_variant::<R>(RETURNED, report) {
             return value.map(Report::Returned);
         }
     }
@@ -271,16 +274,16 @@ pub(crate) enum NoValue {
 
 /// Decodes a report into the task's value, or why there is none.
 pub(crate) fn decode_value<R: serde::de::DeserializeOwned + 'static>(
-    bytes: &[u8],
+    report: Encoded<'_>,
     shared: &mut Attachments,
 ) -> Result<R, NoValue> {
-    match decode_report::<R>(bytes, shared) {
+    match decode_report::<R>(report, shared) {
         Ok(Report::Returned(value)) => Ok(value),
         Ok(Report::Panicked(info)) => Err(NoValue::Panicked(info)),
         Ok(Report::Failed(reason)) => Err(NoValue::Failed(reason)),
         Err(source) => Err(NoValue::Decode {
             type_name: std::any::type_name::<R>(),
-            len: bytes.len(),
+            len: report.len(),
             source,
         }),
     }
@@ -389,7 +392,7 @@ mod tests {
                 unreachable!()
             };
             assert!(
-                matches!(decode_report::<R>(&fast, &mut Vec::new()), Ok(Report::Returned(v)) if v == value)
+                matches!(decode_report::<R>(fast[..].into(), &mut Vec::new()), Ok(Report::Returned(v)) if v == value)
             );
         }
         check(7_u64);
@@ -400,12 +403,12 @@ mod tests {
         // Another variant still decodes through the enum.
         let failed = codec::encode(&Report::<u64>::Failed("no".into())).unwrap();
         assert!(
-            matches!(decode_report::<u64>(&failed, &mut Vec::new()), Ok(Report::Failed(r)) if r == "no")
+            matches!(decode_report::<u64>(failed[..].into(), &mut Vec::new()), Ok(Report::Failed(r)) if r == "no")
         );
         // A Returned whose value does not fill the bytes is an error, not a value.
         let mut long = codec::encode(&Report::Returned(7_u64)).unwrap();
         long.push(0);
-        assert!(decode_report::<u64>(&long, &mut Vec::new()).is_err());
+        assert!(decode_report::<u64>(long[..].into(), &mut Vec::new()).is_err());
     }
 
     #[test]
@@ -415,7 +418,7 @@ mod tests {
         encode_call(&bytes_back, &bytes, &mut fast).unwrap();
         // A tag, then the bytes in one piece.
         assert!(fast.len() < bytes.len() + 16, "{}", fast.len());
-        let (_, back) = decode_call::<bytes_back>(&fast, &mut Vec::new()).unwrap();
+        let (_, back) = decode_call::<bytes_back>(fast[..].into(), &mut Vec::new()).unwrap();
         assert_eq!(back, bytes);
 
         let mut report = Vec::new();
@@ -424,7 +427,7 @@ mod tests {
             0
         );
         assert!(
-            matches!(decode_report::<Vec<u8>>(&report, &mut Vec::new()), Ok(Report::Returned(back)) if back == bytes)
+            matches!(decode_report::<Vec<u8>>(report[..].into(), &mut Vec::new()), Ok(Report::Returned(back)) if back == bytes)
         );
     }
 
@@ -437,16 +440,16 @@ mod tests {
         assert!(payload.bytes.0.len() < 64, "{}", payload.bytes.0.len());
         assert_eq!(payload.shared.len(), 1);
         let (_, back) =
-            decode_call::<bytes_back>(&payload.bytes.0, &mut { payload.shared }).unwrap();
+            decode_call::<bytes_back>(payload.bytes.0[..].into(), &mut { payload.shared }).unwrap();
         assert_eq!(back, bytes);
 
         let outcome = encode_report(&Report::Returned(bytes.clone()));
         assert_eq!(outcome.shared.len(), 1);
         assert!(
-            matches!(decode_report::<Vec<u8>>(&outcome.report, &mut { outcome.shared }), Ok(Report::Returned(back)) if back == bytes)
+            matches!(decode_report::<Vec<u8>>(outcome.report[..].into(), &mut { outcome.shared }), Ok(Report::Returned(back)) if back == bytes)
         );
         // Without its spill, the report is an error, not a panic.
         let outcome = encode_report(&Report::Returned(bytes));
-        assert!(decode_report::<Vec<u8>>(&outcome.report, &mut Vec::new()).is_err());
+        assert!(decode_report::<Vec<u8>>(outcome.report[..].into(), &mut Vec::new()).is_err());
     }
 }

@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 
 use super::worker::Items;
 use crate::attach::Attachments;
+use crate::codec::Encoded;
 use crate::error::TaskError;
 
 /// A delivered run of reports, as [`Items`] whose encoded values are the items' reports.
@@ -22,7 +23,7 @@ impl Items {
     /// Decodes the report of item `index` into its value or its failure.
     fn decode<R: DeserializeOwned + 'static>(&self, index: usize) -> Result<R, TaskError> {
         decode(
-            self.get(index).unwrap_or_default(),
+            self.get(index).unwrap_or(Encoded::EMPTY),
             &mut self.shared_of(index),
         )
     }
@@ -59,7 +60,7 @@ impl Delivery {
                     first = Some(decode(bytes, shared));
                     false
                 });
-                first.unwrap_or_else(|| decode(&[], &mut Vec::new()))
+                first.unwrap_or_else(|| decode(Encoded::EMPTY, &mut Vec::new()))
             }
             Delivery::Failed(error) => Err(error),
         }
@@ -108,7 +109,7 @@ fn decode_run_into<R: DeserializeOwned + 'static>(
 
 /// Decodes a report into the task's value or its failure.
 fn decode<R: DeserializeOwned + 'static>(
-    bytes: &[u8],
+    bytes: Encoded<'_>,
     shared: &mut Attachments,
 ) -> Result<R, TaskError> {
     crate::task::decode_value(bytes, shared).map_err(TaskError::from)
@@ -272,7 +273,9 @@ impl<R> AsyncResult<R> {
         lock(&self.slot.outcome)
             .as_ref()
             .map(|delivery| match delivery {
-                Delivery::Reports(reports) => reports.get(0).is_some_and(crate::task::is_returned),
+                Delivery::Reports(reports) => reports
+                    .get(0)
+                    .is_some_and(|report| crate::task::is_returned(report.bytes())),
                 Delivery::Failed(_) => false,
             })
     }

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::attach::{self, Attachment, Attachments, Nested, Payload};
 use crate::child;
-use crate::codec::{self, EncodeError};
+use crate::codec::{self, EncodeError, Encoded};
 use crate::shared::SharedError;
 use crate::shared::segment::{Header, Segment};
 use crate::task::{self, Report, encode_report_into};
@@ -181,7 +181,7 @@ impl Items {
 
     /// The encoded item `index`.
     #[inline]
-    pub(crate) fn get(&self, index: usize) -> Option<&[u8]> {
+    pub(crate) fn get(&self, index: usize) -> Option<Encoded<'_>> {
         item(&self.bytes, &self.ends, index)
     }
 
@@ -199,7 +199,10 @@ impl Items {
     ///
     /// A closure and a lent `Vec` rather than an iterator of owned ones: moving an empty `Vec`
     /// per item cost a stalled load each (see [`TaskEntry::run`](crate::task::TaskEntry)).
-    pub(crate) fn drain_each(&mut self, mut each: impl FnMut(&[u8], &mut Attachments) -> bool) {
+    pub(crate) fn drain_each(
+        &mut self,
+        mut each: impl FnMut(Encoded<'_>, &mut Attachments) -> bool,
+    ) {
         let mut shared = std::mem::take(&mut self.shared).into_iter();
         let mut attachments = Vec::new();
         for index in 0..self.ends.len() {
@@ -208,7 +211,7 @@ impl Items {
                 attachments.clear();
                 attachments.extend(shared.by_ref().take(count));
             }
-            let bytes = item(&self.bytes, &self.ends, index).unwrap_or_default();
+            let bytes = item(&self.bytes, &self.ends, index).unwrap_or(Encoded::EMPTY);
             if !each(bytes, &mut attachments) {
                 break;
             }
@@ -259,10 +262,11 @@ fn span(ends: &[u32], index: usize) -> Option<std::ops::Range<usize>> {
     Some(start..*ends.get(index)? as usize)
 }
 
-/// The item `index` of a buffer of items ending at `ends`.
+/// The item `index` of a buffer of items ending at `ends`, followed by the items after it (see
+/// [`Encoded`]).
 #[inline]
-fn item<'a>(buffer: &'a [u8], ends: &[u32], index: usize) -> Option<&'a [u8]> {
-    buffer.get(span(ends, index)?)
+fn item<'a>(buffer: &'a [u8], ends: &[u32], index: usize) -> Option<Encoded<'a>> {
+    Encoded::in_buffer(buffer, span(ends, index)?)
 }
 
 /// A worker's progress, in memory shared with the pool: when it started its current item, the
@@ -558,7 +562,7 @@ pub(crate) fn pool_worker(config: WorkerConfig) {
                 } else {
                     shared.by_ref().take(count).collect()
                 };
-                let payload = item(unit.items, &unit.ends, index).unwrap_or_default();
+                let payload = item(unit.items, &unit.ends, index).unwrap_or(Encoded::EMPTY);
                 let now = if config.timed { coarse_nanos() } else { 0 };
                 progress.start(unit.id, index as u32, now);
                 outbox.record(unit.id, index as u32, |out, out_shared| {
@@ -609,7 +613,13 @@ fn run_initializer(name: &str, payload: Nested) -> Option<String> {
     };
     let mut report = Vec::new();
     let mut shared = payload.shared;
-    if (entry.run)(&payload.bytes, &mut shared, &mut report, &mut Vec::new()) == 0 {
+    if (entry.run)(
+        payload.bytes[..].into(),
+        &mut shared,
+        &mut report,
+        &mut Vec::new(),
+    ) == 0
+    {
         return None;
     }
     // Only the failure variants are decoded, and they do not depend on the initializer's
@@ -629,13 +639,14 @@ mod tests {
     fn items_are_found_by_their_end_offsets() {
         let buffer = b"aaabcccc";
         let ends = [3, 4, 8];
-        assert_eq!(item(buffer, &ends, 0), Some(&b"aaa"[..]));
-        assert_eq!(item(buffer, &ends, 1), Some(&b"b"[..]));
-        assert_eq!(item(buffer, &ends, 2), Some(&b"cccc"[..]));
-        assert_eq!(item(buffer, &ends, 3), None);
+        let bytes = |ends: &[u32], index| item(buffer, ends, index).map(Encoded::bytes);
+        assert_eq!(bytes(&ends, 0), Some(&b"aaa"[..]));
+        assert_eq!(bytes(&ends, 1), Some(&b"b"[..]));
+        assert_eq!(bytes(&ends, 2), Some(&b"cccc"[..]));
+        assert_eq!(bytes(&ends, 3), None);
         // Offsets that do not fit the buffer are not an index out of bounds.
-        assert_eq!(item(buffer, &[9], 0), None);
-        assert_eq!(item(buffer, &[5, 2], 1), None);
+        assert_eq!(bytes(&[9], 0), None);
+        assert_eq!(bytes(&[5, 2], 1), None);
     }
 
     #[test]
@@ -703,8 +714,8 @@ mod tests {
         }
         let middle = items.slice(1..3);
         assert_eq!(middle.len(), 2);
-        let second: u64 = codec::decode(middle.get(0).unwrap()).unwrap();
-        let third: u64 = codec::decode(middle.get(1).unwrap()).unwrap();
+        let second: u64 = codec::decode_in(middle.get(0).unwrap()).unwrap();
+        let third: u64 = codec::decode_in(middle.get(1).unwrap()).unwrap();
         assert_eq!((second, third), (2000, 3));
         assert!(middle.shared.is_empty() && middle.shared_ends.is_empty());
     }
