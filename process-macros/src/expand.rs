@@ -297,6 +297,8 @@ fn expand_fn(task: &FnTask, options: &Options) -> TokenStream {
                 #args_item
                 #output_item
                 const NAME: &'static str = #name;
+                // Its `Serialize` above writes nothing.
+                const STATELESS: bool = true;
 
                 #[allow(unused_parens)]
                 fn run(self, #args_pat: Self::Args) -> Self::Output {

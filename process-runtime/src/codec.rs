@@ -28,6 +28,11 @@ pub(crate) fn encode_error(reason: String) -> EncodeError {
     EncodeError(bincode::error::EncodeError::OtherString(reason))
 }
 
+/// A decoding refused for `reason`, outside bincode.
+pub(crate) fn decode_error(reason: String) -> DecodeError {
+    DecodeError::Invalid(bincode::error::DecodeError::OtherString(reason))
+}
+
 /// Bytes that did not decode as the expected type.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {

@@ -47,6 +47,12 @@ pub trait Task: ProcessValue {
     /// such as `my_crate::jobs::add`.
     const NAME: &'static str;
 
+    /// Whether the task value encodes to nothing, as the one `#[process_task]` makes of a `fn`
+    /// does: a call `(task, args)` then encodes as its arguments alone, the same bytes, without
+    /// the tuple around them (two nanoseconds of an item of a few bytes, on each side).
+    #[doc(hidden)]
+    const STATELESS: bool = false;
+
     /// Runs the task in the calling process.
     fn run(self, args: Self::Args) -> Self::Output;
 }
@@ -211,6 +217,7 @@ pub(crate) fn encode_call<T: Task>(
             crate::wire::reserve(out, bytes.len() + 16);
             codec::encode_into(&(task, crate::wire::ByteStr(bytes)), out)
         }
+        None if T::STATELESS => codec::encode_into(args, out),
         None => codec::encode_into(&(task, args), out),
     }
 }
@@ -226,9 +233,19 @@ fn decode_call<T: Task>(
         return Ok((task, from_byte_vec(bytes.0)));
     }
     if shared.is_empty() {
+        if T::STATELESS {
+            let args = codec::decode_in(payload)?;
+            return Ok((stateless_task()?, args));
+        }
         return codec::decode_in(payload);
     }
     attach::decode::<(T, T::Args)>(payload.bytes(), std::mem::take(shared))
+}
+
+/// The value of a [`Task::STATELESS`] task, which it decodes from nothing.
+fn stateless_task<T: Task>() -> Result<T, codec::DecodeError> {
+    T::deserialize(serde::de::value::UnitDeserializer::<serde::de::value::Error>::new())
+        .map_err(|error| codec::decode_error(error.to_string()))
 }
 
 /// Decodes a report encoded by [`encode_report_into`].
@@ -409,6 +426,42 @@ mod tests {
         let mut long = codec::encode(&Report::Returned(7_u64)).unwrap();
         long.push(0);
         assert!(decode_report::<u64>(long[..].into(), &mut Vec::new()).is_err());
+    }
+
+    /// A task made from a `fn`, whose value encodes to nothing.
+    #[crate::process_task(crate = crate)]
+    fn add(a: i64, b: String) -> String {
+        format!("{a}{b}")
+    }
+
+    /// A task whose value has state: a call carries it.
+    #[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+    struct Offset(i64);
+
+    #[crate::process_task(crate = crate)]
+    impl Offset {
+        fn run(self) -> i64 {
+            self.0 + 4
+        }
+    }
+
+    #[test]
+    fn a_call_of_a_stateless_task_encodes_as_its_arguments_alone() {
+        const { assert!(<add as Task>::STATELESS && !<Offset as Task>::STATELESS) };
+        let args = (5_i64, String::from("cwz"));
+        let mut call = Vec::new();
+        encode_call(&add, &args, &mut call).unwrap();
+        // The same bytes as the tuple, since the task writes none.
+        assert_eq!(call, codec::encode(&(add, &args)).unwrap());
+        assert_eq!(call, codec::encode(&args).unwrap());
+        let (_, back) = decode_call::<add>(call[..].into(), &mut Vec::new()).unwrap();
+        assert_eq!(back, args);
+
+        let mut call = Vec::new();
+        encode_call(&Offset(3), &(), &mut call).unwrap();
+        assert_eq!(call, codec::encode(&(Offset(3), ())).unwrap());
+        let (task, ()) = decode_call::<Offset>(call[..].into(), &mut Vec::new()).unwrap();
+        assert_eq!(Task::run(task, ()), 7);
     }
 
     #[test]
