@@ -117,3 +117,63 @@ fn nothing_the_runtime_started_outlives_a_killed_parent(method: StartMethod) {
         assert!(wait_until(|| is_dead(pid)), "{pid} outlived the helper");
     }
 }
+
+/// A directory for the test, removed when dropped.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(name: &std::ffi::OsStr) -> TempDir {
+        let path = std::env::temp_dir().join(name);
+        std::fs::create_dir_all(&path).expect("make the directory");
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs the helper's `join` with `TMPDIR` unset and `XDG_RUNTIME_DIR` at `runtime_dir`: the
+/// re-executed child and the fork server start there (see `open_endpoint` in spawn/bootstrap.rs).
+fn join_with_runtime_dir(method: StartMethod, runtime_dir: &std::path::Path) {
+    let output = Command::new(env!("CARGO_BIN_EXE_pt-helper"))
+        .args([method.as_str(), "join"])
+        .env_remove("TMPDIR")
+        .env("XDG_RUNTIME_DIR", runtime_dir)
+        .output()
+        .expect("run the helper");
+    assert!(
+        output.status.success(),
+        "{method}: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn children_start_whatever_the_runtime_directory_is_called() {
+    use std::os::unix::ffi::OsStrExt;
+    // A name that is not UTF-8, which ipc-channel cannot put a socket under.
+    let mut name = format!("pt-runtime-{}-", std::process::id()).into_bytes();
+    name.push(0xff);
+    let odd = TempDir::new(std::ffi::OsStr::from_bytes(&name));
+    // A path of 100 bytes: with ipc-channel's `/.tmpXXXXXX/socket` after it, too long for a
+    // socket's address (107 bytes and a NUL), which cuts it to `<dir>/.tmpXX`.
+    let prefix = format!("pt-runtime-{}-", std::process::id());
+    let base = std::env::temp_dir().as_os_str().len() + 1 + prefix.len();
+    let long = TempDir::new(std::ffi::OsStr::new(&format!(
+        "{prefix}{}",
+        "x".repeat(100_usize.saturating_sub(base).max(1))
+    )));
+    for method in [StartMethod::Spawn, StartMethod::ForkServer] {
+        join_with_runtime_dir(method, &odd.0);
+        join_with_runtime_dir(method, &long.0);
+    }
+    // Nothing was left in them.
+    for dir in [&odd.0, &long.0] {
+        let left: Vec<_> = std::fs::read_dir(dir).expect("list").collect();
+        assert!(left.is_empty(), "{}: {left:?}", dir.display());
+    }
+}

@@ -5,7 +5,8 @@
 //! - `daemon-then-exit`: start a daemon child that sleeps, print `child <pid>`, return from main;
 //! - `daemon-then-wait`: start a daemon child that sleeps, print `child <pid>`, wait to be killed;
 //! - `child-then-exit`: start a non-daemon child that sleeps 500 ms, print `child <pid>`, return;
-//! - `pool-then-wait`: start a pool of two workers, print `child <pid>` for each, wait to be killed.
+//! - `pool-then-wait`: start a pool of two workers, print `child <pid>` for each, wait to be killed;
+//! - `join`: start a child that returns at once, join it, print `child <pid>`, return.
 
 use std::io::Write;
 use std::time::Duration;
@@ -35,6 +36,13 @@ fn main() -> Result<(), process_runtime::Error> {
         loop {
             std::thread::park();
         }
+    }
+    if mode == "join" {
+        let child = Process::builder(sleep_for).start_method(method).spawn(0)?;
+        let pid = child.pid();
+        child.join()?;
+        println!("child {pid}");
+        return Ok(());
     }
     let (daemon, millis) = match mode {
         "daemon-then-exit" | "daemon-then-wait" => (true, 3_600_000),

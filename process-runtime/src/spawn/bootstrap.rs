@@ -418,6 +418,10 @@ fn become_bootstrapped(value: OsString) -> ! {
 /// thread (from the constructor); `TMPDIR` is unset again before anything else runs.
 fn open_endpoint() -> std::io::Result<(IpcOneShotServer<Hello>, String)> {
     const TMPDIR: &str = "TMPDIR";
+    /// What ipc-channel adds to the directory: `/.tmpXXXXXX/socket`.
+    const SOCKET_IN_DIR: usize = "/.tmpXXXXXX/socket".len();
+    /// The room for a path in a Unix socket's address, with its final NUL.
+    const SOCKET_ADDRESS: usize = 108;
     if std::env::var_os(TMPDIR).is_some() {
         return IpcOneShotServer::new();
     }
@@ -425,8 +429,14 @@ fn open_endpoint() -> std::io::Result<(IpcOneShotServer<Hello>, String)> {
         .into_iter()
         .flatten()
         .find(|dir| {
+            // ipc-channel needs the socket's path as UTF-8 (it panics otherwise, and here that
+            // is an abort), and cuts it silently where the address has no more room (the
+            // socket is then made where nobody removes it).
+            let fits = dir
+                .to_str()
+                .is_some_and(|dir| dir.len() + SOCKET_IN_DIR < SOCKET_ADDRESS);
             let dir = std::path::Path::new(dir);
-            dir.is_absolute()
+            fits && dir.is_absolute()
                 && nix::unistd::access(
                     dir,
                     nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK,
