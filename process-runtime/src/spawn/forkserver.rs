@@ -140,7 +140,7 @@ pub(super) fn start(job: Job, globals: Snapshot) -> Result<Started, SpawnError> 
     }
     // The server holds the only other copy of the report sender until it has forked.
     // A spare answers at once; the limit is only against a server that stopped answering.
-    let reply = match server.replies.try_recv_timeout(REPLY_TIMEOUT) {
+    let reply = match next_reply(&server.replies, std::time::Instant::now() + REPLY_TIMEOUT) {
         Ok(reply) => reply,
         Err(error) => return Err(give_up(&mut slot, error)),
     };
@@ -180,9 +180,34 @@ pub(super) fn start(job: Job, globals: Snapshot) -> Result<Started, SpawnError> 
     }
 }
 
+/// The server's next reply, waiting until `deadline`. A signal that interrupts the wait is not
+/// the server's failure (ipc-channel returns `EINTR` from its `poll`): the wait goes on.
+fn next_reply(
+    replies: &IpcReceiver<Reply>,
+    deadline: std::time::Instant,
+) -> Result<Reply, ipc_channel::TryRecvError> {
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match replies.try_recv_timeout(left) {
+            Err(ipc_channel::TryRecvError::IpcError(ipc_channel::IpcError::Io(error)))
+                if error.kind() == std::io::ErrorKind::Interrupted => {}
+            other => return other,
+        }
+    }
+}
+
 /// Reaps a spare that exited instead of becoming a child: it is a child of this process.
 fn reap(pid: i32) {
     if let Ok(pidfd) = sys::pidfd_open(pid) {
+        let _ = sys::waitid_pidfd(std::os::fd::AsFd::as_fd(&pidfd), true);
+    }
+}
+
+/// Kills and reaps a child the server started for a request this process gave up on: nobody
+/// will read its report, and it is not in the children registry.
+fn kill_and_reap(pid: i32) {
+    if let Ok(pidfd) = sys::pidfd_open(pid) {
+        let _ = sys::pidfd_send_signal(std::os::fd::AsFd::as_fd(&pidfd), libc::SIGKILL);
         let _ = sys::waitid_pidfd(std::os::fd::AsFd::as_fd(&pidfd), true);
     }
 }
@@ -257,19 +282,17 @@ fn stop(server: Server) {
         }
     }
     let deadline = std::time::Instant::now() + QUIT_TIMEOUT;
-    let mut reaped = 0;
-    while reaped < SPARES {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        match server.replies.try_recv_timeout(left) {
-            Ok(Reply::Quitting(pid)) => {
-                reap(pid);
-                reaped += 1;
-            }
-            // An answer to a request nobody waits for any more.
-            Ok(_) => {}
+    // Each spare answers once: to a quit, or to the start request that was given up on.
+    let mut answered = 0;
+    while answered < SPARES {
+        match next_reply(&server.replies, deadline) {
+            Ok(Reply::Quitting(pid) | Reply::Missing(pid) | Reply::Ambiguous(pid)) => reap(pid),
+            Ok(Reply::Started(pid)) => kill_and_reap(pid),
+            Ok(Reply::Failed(_)) => {}
             // No spare left to answer, or the time is up.
             Err(_) => break,
         }
+        answered += 1;
     }
 }
 
