@@ -23,10 +23,19 @@ use crate::attach::Payload;
 pub(crate) fn message_budget() -> usize {
     static BUDGET: OnceLock<usize> = OnceLock::new();
     *BUDGET.get_or_init(|| {
-        OsIpcSender::get_max_fragment_size()
-            .saturating_sub(4096)
-            .max(32 << 10)
+        let piece = OsIpcSender::get_max_fragment_size();
+        // Below a piece however small the socket's buffer is.
+        piece.saturating_sub(4096).max(piece / 2)
     })
+}
+
+/// Whether a message of `count` values taking `size` bytes is full: one more value of their
+/// average size would take it past `budget`. Cut there, values of a few kilobytes each stay
+/// within the budget, where a cut once the budget is reached sends the last one past it.
+#[inline]
+pub(crate) fn is_full(size: usize, count: usize, budget: usize) -> bool {
+    // `size + size / count > budget`, without a division per value.
+    count > 0 && size.saturating_mul(count + 1) > budget.saturating_mul(count)
 }
 
 /// An encoded value on its way to another process.

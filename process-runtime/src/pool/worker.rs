@@ -442,7 +442,8 @@ impl Outbox {
     /// might take it past [`wire::message_budget`](crate::wire::message_budget), or past half
     /// the attachments a message carries.
     fn full(&self, budget: usize) -> bool {
-        self.reports.len() + 4 * self.count >= budget || self.shared.len() >= attach::MAX_PER_VALUE
+        crate::wire::is_full(self.reports.len() + 4 * self.count, self.count, budget)
+            || self.shared.len() >= attach::MAX_PER_VALUE
     }
 
     fn due(&self) -> bool {
@@ -687,10 +688,10 @@ mod tests {
             outbox.record(1, recorded, |out, _| out.extend_from_slice(&report));
             recorded += 1;
         }
-        // Full with the report that reached the budget, not one later.
+        // Full before the report that would take it past the budget, not earlier.
         let size = outbox.reports.len() + 4 * outbox.count;
         assert!(
-            size >= budget && size < budget + 1004,
+            size <= budget && size + 1004 > budget,
             "{size} against {budget}"
         );
         let sent = std::cell::RefCell::new(Vec::new());
