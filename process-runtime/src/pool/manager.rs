@@ -837,7 +837,9 @@ impl Worker {
             return false;
         };
         let count = reports.ends.len();
-        if unit.id != id || unit.reported != first || count > unit.left() {
+        // A worker never sends an empty part: one would be a run of nothing at the place of a
+        // real one.
+        if unit.id != id || unit.reported != first || count == 0 || count > unit.left() {
             return false;
         }
         deliveries.push((

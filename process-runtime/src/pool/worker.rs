@@ -207,8 +207,11 @@ impl Items {
         let mut attachments = Vec::new();
         for index in 0..self.ends.len() {
             let count = span(&self.shared_ends, index).map_or(0, |span| span.len());
-            if count > 0 {
+            // What `each` left of the previous item's is not this one's.
+            if !attachments.is_empty() {
                 attachments.clear();
+            }
+            if count > 0 {
                 attachments.extend(shared.by_ref().take(count));
             }
             let bytes = item(&self.bytes, &self.ends, index).unwrap_or(Encoded::EMPTY);
