@@ -73,20 +73,23 @@ impl Drop for Interrupter {
     }
 }
 
-#[test]
-fn signals_during_starts_and_joins_are_not_failures() {
+/// Runs `work` for each start method, with signals sent to this thread, then to the process.
+fn interrupted(work: fn(StartMethod)) {
     for whole_process in [false, true] {
         let _interrupter = Interrupter::start(whole_process);
-        starts_and_joins();
+        for method in [
+            StartMethod::ForkServer,
+            StartMethod::Spawn,
+            StartMethod::Fork,
+        ] {
+            work(method);
+        }
     }
 }
 
-fn starts_and_joins() {
-    for method in [
-        StartMethod::ForkServer,
-        StartMethod::Spawn,
-        StartMethod::Fork,
-    ] {
+#[test]
+fn signals_during_starts_and_joins_are_not_failures() {
+    interrupted(|method| {
         for i in 0..100 {
             let child = Process::builder(add)
                 .start_method(method)
@@ -99,23 +102,12 @@ fn starts_and_joins() {
                 i + 1
             );
         }
-    }
+    });
 }
 
 #[test]
 fn signals_during_a_pools_work_are_not_failures() {
-    for whole_process in [false, true] {
-        let _interrupter = Interrupter::start(whole_process);
-        pool_work();
-    }
-}
-
-fn pool_work() {
-    for method in [
-        StartMethod::ForkServer,
-        StartMethod::Spawn,
-        StartMethod::Fork,
-    ] {
+    interrupted(|method| {
         let pool = Pool::builder()
             .processes(2)
             .start_method(method)
@@ -134,5 +126,5 @@ fn pool_work() {
                 .unwrap_or_else(|error| panic!("{method}, result {round}: {error}"));
             assert_eq!(one, round + 1);
         }
-    }
+    });
 }
