@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -377,6 +377,9 @@ impl Collector {
 pub(crate) struct MapCollector<R> {
     state: Mutex<MapState<R>>,
     finished: Signal,
+    /// Set once a failure is known: the runs that come after are counted, not decoded (which
+    /// would run their `Deserialize` for values nobody reads).
+    failed: AtomicBool,
 }
 
 struct MapState<R> {
@@ -416,6 +419,7 @@ impl<R> MapCollector<R> {
                 len,
             }),
             finished: Signal::default(),
+            failed: AtomicBool::new(false),
         }
     }
 }
@@ -431,13 +435,16 @@ impl<R: DeserializeOwned + Send + 'static> Sink for MapCollector<R> {
     fn deliver(&self, first: usize, delivery: Delivery) {
         let len = delivery.len();
         // Decoded before the lock is taken: `get`, `ready` and `wait` are not held up meanwhile.
-        let mut run = Vec::with_capacity(len);
-        let failure = decode_run_into(delivery, &mut run).err();
+        // Once a failure is known, what comes after it is never read, nor decoded.
+        let decoded = (!self.failed.load(Ordering::Acquire)).then(|| {
+            let mut run = Vec::with_capacity(len);
+            let failure = decode_run_into(delivery, &mut run).err();
+            (run, failure)
+        });
         let mut state = lock(&self.state);
         let state = &mut *state;
         state.arrived += len;
-        // Once a failure is known, what comes after it is never read.
-        if state.failure.is_none() {
+        if let (None, Some((run, failure))) = (&state.failure, decoded) {
             state.ahead.insert(first, (run, failure));
             while state.failure.is_none() {
                 let Some((mut run, failure)) = state.ahead.remove(&state.values.len()) else {
@@ -454,6 +461,7 @@ impl<R: DeserializeOwned + Send + 'static> Sink for MapCollector<R> {
             }
             if state.failure.is_some() {
                 state.ahead.clear();
+                self.failed.store(true, Ordering::Release);
             }
         }
         if state.finished() || state.arrived >= state.len {
@@ -567,5 +575,47 @@ mod tests {
         collector.deliver(3, Delivery::Failed(TaskError::Terminated));
         assert!(result.ready());
         assert!(lock(&collector.state).ahead.is_empty());
+    }
+
+    /// Counts its decodings.
+    struct Counted;
+
+    static DECODED: AtomicUsize = AtomicUsize::new(0);
+
+    impl<'de> serde::Deserialize<'de> for Counted {
+        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            DECODED.fetch_add(1, Ordering::Relaxed);
+            <u64 as serde::Deserialize>::deserialize(deserializer).map(|_| Counted)
+        }
+    }
+
+    fn reports(values: std::ops::Range<u64>) -> Delivery {
+        let mut items = Items::default();
+        for value in values {
+            items
+                .push_with(|out| {
+                    crate::task::encode_report_into(&crate::task::Report::Returned(value), out);
+                    Ok(())
+                })
+                .unwrap();
+        }
+        Delivery::Reports(items)
+    }
+
+    #[test]
+    fn a_map_decodes_nothing_that_arrives_after_its_first_failure() {
+        let collector = MapCollector::<Counted>::new(6);
+        collector.deliver(0, reports(0..2));
+        assert_eq!(DECODED.load(Ordering::Relaxed), 2);
+        collector.deliver(2, Delivery::Failed(TaskError::Terminated));
+        collector.deliver(3, reports(3..6));
+        assert_eq!(
+            DECODED.load(Ordering::Relaxed),
+            2,
+            "decoded after the failure"
+        );
+        let state = lock(&collector.state);
+        assert_eq!(state.arrived, 6);
+        assert!(state.failure.is_some() && state.ahead.is_empty());
     }
 }

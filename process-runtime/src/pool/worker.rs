@@ -141,7 +141,7 @@ impl Items {
     }
 
     /// Encodes one more item with `encode`. On failure nothing is added.
-    fn push_with(
+    pub(crate) fn push_with(
         &mut self,
         encode: impl FnOnce(&mut Vec<u8>) -> Result<(), EncodeError>,
     ) -> Result<(), EncodeError> {
