@@ -212,6 +212,17 @@ fn kill_and_reap(pid: i32) {
     }
 }
 
+/// Reaps a spare that said it quits, once it has ended, waiting for that until `deadline` at
+/// most (a spare stopped between its answer and its exit would otherwise hold this up).
+fn reap_by(pid: i32, deadline: std::time::Instant) {
+    if let Ok(pidfd) = sys::pidfd_open(pid) {
+        let pidfd = std::os::fd::AsFd::as_fd(&pidfd);
+        if sys::wait_readable(pidfd, Some(deadline)).unwrap_or(false) {
+            let _ = sys::waitid_pidfd(pidfd, true);
+        }
+    }
+}
+
 fn launch() -> Result<Server, SpawnError> {
     crate::children::claim();
     let launched = bootstrap::launch(Role::ForkServer, None)?;
@@ -286,7 +297,11 @@ fn stop(server: Server) {
     let mut answered = 0;
     while answered < SPARES {
         match next_reply(&server.replies, deadline) {
-            Ok(Reply::Quitting(pid) | Reply::Missing(pid) | Reply::Ambiguous(pid)) => reap(pid),
+            Ok(Reply::Quitting(pid) | Reply::Missing(pid) | Reply::Ambiguous(pid)) => {
+                // It exits right after it answers: a moment even if the time is up.
+                let moment = std::time::Instant::now() + std::time::Duration::from_millis(200);
+                reap_by(pid, deadline.max(moment))
+            }
             Ok(Reply::Started(pid)) => kill_and_reap(pid),
             Ok(Reply::Failed(_)) => {}
             // No spare left to answer, or the time is up.
