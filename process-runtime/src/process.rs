@@ -315,14 +315,9 @@ fn receive_until(
     deadline: Option<Instant>,
 ) -> Option<Result<attach::Payload, IpcError>> {
     loop {
-        // ipc-channel rounds the timeout down to whole milliseconds: round up instead, and
-        // go on waiting if it returns before the deadline.
-        let left = deadline.map_or(LOOK_AT_THE_CHILD, |deadline| {
-            deadline
-                .saturating_duration_since(Instant::now())
-                .min(LOOK_AT_THE_CHILD)
-        });
-        match channel.try_recv_timeout(left + Duration::from_micros(999)) {
+        let look = Instant::now() + LOOK_AT_THE_CHILD;
+        let until = deadline.map_or(look, |deadline| deadline.min(look));
+        match wire::recv_until(channel, until) {
             Ok(payload) => return Some(Ok(payload)),
             Err(TryRecvError::Empty) if crate::sys::has_ended(child) => {
                 // Whatever it sent before it ended is in the channel by now.
@@ -335,8 +330,6 @@ fn receive_until(
             Err(TryRecvError::Empty)
                 if deadline.is_none_or(|deadline| Instant::now() < deadline) => {}
             Err(TryRecvError::Empty) => return None,
-            Err(TryRecvError::IpcError(IpcError::Io(e)))
-                if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(TryRecvError::IpcError(error)) => return Some(Err(error)),
         }
     }

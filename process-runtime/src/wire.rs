@@ -242,6 +242,31 @@ pub(crate) fn channel() -> std::io::Result<(Sender, Receiver)> {
     ipc_channel::ipc::channel()
 }
 
+/// Waits for a message on `receiver` until `deadline`: `Err(Empty)` if none came by then.
+///
+/// Where ipc-channel's `try_recv_timeout` falls short: it rounds the timeout down to whole
+/// milliseconds (here rounded up, and a wait that returns early goes on), and a signal with a
+/// handler that interrupts its `poll` is an `EINTR` error (here the wait goes on too: it is not
+/// the other side's failure).
+pub(crate) fn recv_until<T>(
+    receiver: &IpcReceiver<T>,
+    deadline: std::time::Instant,
+) -> Result<T, ipc_channel::TryRecvError>
+where
+    T: for<'de> Deserialize<'de> + Serialize,
+{
+    use ipc_channel::{IpcError, TryRecvError};
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match receiver.try_recv_timeout(left + std::time::Duration::from_micros(999)) {
+            Err(TryRecvError::IpcError(IpcError::Io(error)))
+                if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(TryRecvError::Empty) if std::time::Instant::now() < deadline => {}
+            other => return other,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

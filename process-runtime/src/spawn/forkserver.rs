@@ -140,10 +140,11 @@ pub(super) fn start(job: Job, globals: Snapshot) -> Result<Started, SpawnError> 
     }
     // The server holds the only other copy of the report sender until it has forked.
     // A spare answers at once; the limit is only against a server that stopped answering.
-    let reply = match next_reply(&server.replies, std::time::Instant::now() + REPLY_TIMEOUT) {
-        Ok(reply) => reply,
-        Err(error) => return Err(give_up(&mut slot, error)),
-    };
+    let reply =
+        match crate::wire::recv_until(&server.replies, std::time::Instant::now() + REPLY_TIMEOUT) {
+            Ok(reply) => reply,
+            Err(error) => return Err(give_up(&mut slot, error)),
+        };
     match reply {
         Reply::Started(pid) => {
             let pidfd = sys::pidfd_open(pid).map_err(|e| SpawnError::os("open a pidfd", e))?;
@@ -155,14 +156,14 @@ pub(super) fn start(job: Job, globals: Snapshot) -> Result<Started, SpawnError> 
             })
         }
         Reply::Missing(pid) => {
-            reap(pid);
+            reap(pid, false, None);
             Err(SpawnError::NotRegistered {
                 name: task,
                 executable: server.program.display().to_string(),
             })
         }
         Reply::Ambiguous(pid) => {
-            reap(pid);
+            reap(pid, false, None);
             Err(SpawnError::AmbiguousName { name: task })
         }
         Reply::Failed(error) => Err(SpawnError::Os {
@@ -171,7 +172,7 @@ pub(super) fn start(job: Job, globals: Snapshot) -> Result<Started, SpawnError> 
         }),
         Reply::Quitting(pid) => {
             // Only a requester giving up on its server asks a spare to quit.
-            reap(pid);
+            reap(pid, false, None);
             Err(give_up(
                 &mut slot,
                 "a spare quit instead of starting the child",
@@ -180,46 +181,19 @@ pub(super) fn start(job: Job, globals: Snapshot) -> Result<Started, SpawnError> 
     }
 }
 
-/// The server's next reply, waiting until `deadline`. A signal that interrupts the wait is not
-/// the server's failure (ipc-channel returns `EINTR` from its `poll`): the wait goes on.
-fn next_reply(
-    replies: &IpcReceiver<Reply>,
-    deadline: std::time::Instant,
-) -> Result<Reply, ipc_channel::TryRecvError> {
-    loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        match replies.try_recv_timeout(left) {
-            Err(ipc_channel::TryRecvError::IpcError(ipc_channel::IpcError::Io(error)))
-                if error.kind() == std::io::ErrorKind::Interrupted => {}
-            other => return other,
-        }
+/// Reaps a child of this process that the server cloned (a spare, or a child it started for a
+/// request given up on): SIGKILLed first if `kill` (nobody will read it), waited for until
+/// `deadline` at most (`None`: until it ends; a spare that answered exits right after).
+fn reap(pid: i32, kill: bool, deadline: Option<std::time::Instant>) {
+    let Ok(pidfd) = sys::pidfd_open(pid) else {
+        return;
+    };
+    let pidfd = std::os::fd::AsFd::as_fd(&pidfd);
+    if kill {
+        let _ = sys::pidfd_send_signal(pidfd, libc::SIGKILL);
     }
-}
-
-/// Reaps a spare that exited instead of becoming a child: it is a child of this process.
-fn reap(pid: i32) {
-    if let Ok(pidfd) = sys::pidfd_open(pid) {
-        let _ = sys::waitid_pidfd(std::os::fd::AsFd::as_fd(&pidfd), true);
-    }
-}
-
-/// Kills and reaps a child the server started for a request this process gave up on: nobody
-/// will read its report, and it is not in the children registry.
-fn kill_and_reap(pid: i32) {
-    if let Ok(pidfd) = sys::pidfd_open(pid) {
-        let _ = sys::pidfd_send_signal(std::os::fd::AsFd::as_fd(&pidfd), libc::SIGKILL);
-        let _ = sys::waitid_pidfd(std::os::fd::AsFd::as_fd(&pidfd), true);
-    }
-}
-
-/// Reaps a spare that said it quits, once it has ended, waiting for that until `deadline` at
-/// most (a spare stopped between its answer and its exit would otherwise hold this up).
-fn reap_by(pid: i32, deadline: std::time::Instant) {
-    if let Ok(pidfd) = sys::pidfd_open(pid) {
-        let pidfd = std::os::fd::AsFd::as_fd(&pidfd);
-        if sys::wait_readable(pidfd, Some(deadline)).unwrap_or(false) {
-            let _ = sys::waitid_pidfd(pidfd, true);
-        }
+    if sys::wait_readable(pidfd, deadline).unwrap_or(false) {
+        let _ = sys::waitid_pidfd(pidfd, true);
     }
 }
 
@@ -296,13 +270,14 @@ fn stop(server: Server) {
     // Each spare answers once: to a quit, or to the start request that was given up on.
     let mut answered = 0;
     while answered < SPARES {
-        match next_reply(&server.replies, deadline) {
+        match crate::wire::recv_until(&server.replies, deadline) {
             Ok(Reply::Quitting(pid) | Reply::Missing(pid) | Reply::Ambiguous(pid)) => {
-                // It exits right after it answers: a moment even if the time is up.
+                // It exits right after it answers: a moment even if the time is up, and no
+                // longer (a spare stopped in between would hold this up).
                 let moment = std::time::Instant::now() + std::time::Duration::from_millis(200);
-                reap_by(pid, deadline.max(moment))
+                reap(pid, false, Some(deadline.max(moment)))
             }
-            Ok(Reply::Started(pid)) => kill_and_reap(pid),
+            Ok(Reply::Started(pid)) => reap(pid, true, None),
             Ok(Reply::Failed(_)) => {}
             // No spare left to answer, or the time is up.
             Err(_) => break,
