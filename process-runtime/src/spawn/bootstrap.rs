@@ -420,8 +420,9 @@ fn open_endpoint() -> std::io::Result<(IpcOneShotServer<Hello>, String)> {
     const TMPDIR: &str = "TMPDIR";
     /// What ipc-channel adds to the directory: `/.tmpXXXXXX/socket`.
     const SOCKET_IN_DIR: usize = "/.tmpXXXXXX/socket".len();
-    /// The room for a path in a Unix socket's address, with its final NUL.
-    const SOCKET_ADDRESS: usize = 108;
+    /// The room for a path in a Unix socket's address, with its final NUL (108 bytes).
+    const SOCKET_ADDRESS: usize =
+        std::mem::size_of::<libc::sockaddr_un>() - std::mem::size_of::<libc::sa_family_t>();
     if std::env::var_os(TMPDIR).is_some() {
         return IpcOneShotServer::new();
     }
